@@ -1,0 +1,137 @@
+package loop
+
+import (
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrClosed is returned by Conn.Write once the connection is closing or closed.
+var ErrClosed = errors.New("loop: connection closed")
+
+// Conn is one accepted connection. It belongs to the loop that accepted it and
+// may only be used on that loop's thread: from Handler callbacks, timers and
+// tasks given to Loop.Post.
+//
+// A Conn with nothing pending owns no buffer: in and out are taken from the
+// loop's free list when bytes must wait and returned as soon as they are gone.
+type Conn struct {
+	loop   *Loop
+	ctx    any
+	in     []byte // unconsumed input, nil when there is none
+	out    []byte // output the kernel refused; out[outPos:] is still owed
+	outPos int
+	linger *Timer // bounds a lingering close
+	active int64  // loop.nanos() of the last read, for the idle sweep
+	fd     int32
+	flags  connFlags
+	reason CloseReason
+}
+
+type connFlags uint16
+
+const (
+	fReadable  connFlags = 1 << iota // edge seen, EAGAIN not yet: the socket may hold input
+	fRDHUP                           // EPOLLRDHUP/HUP/ERR seen: read until EOF or error, never stop at a short read
+	fPaused                          // output above the high-water mark: reading stopped until it drains
+	fInReady                         // on the loop's ready list
+	fClosing                         // Close called: flush, then close
+	fLinger                          // ... and close lingering
+	fLingering                       // write side shut; input is read and discarded until EOF or timeout
+	fClosed                          // fd closed, OnClose called
+)
+
+// Fd returns the connection's file descriptor. Use it for socket options; the
+// loop owns it, so never close it or read from it.
+func (c *Conn) Fd() int { return int(c.fd) }
+
+// Loop returns the loop the connection belongs to.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// Context returns what SetContext stored.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext stores per-connection protocol state.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Buffered returns how many output bytes wait for the kernel to accept them.
+func (c *Conn) Buffered() int { return len(c.out) - c.outPos }
+
+// Closed reports whether Close was called or the connection is gone.
+func (c *Conn) Closed() bool { return c.flags&(fClosing|fClosed) != 0 }
+
+// RemoteAddr asks the kernel for the peer's address (getpeername(2)). It is
+// not cached, so the loop spends nothing on it unless someone asks.
+func (c *Conn) RemoteAddr() (net.Addr, error) {
+	sa, err := unix.Getpeername(int(c.fd))
+	if err != nil {
+		return nil, os.NewSyscallError("getpeername", err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}, nil
+	}
+	return nil, errors.New("loop: unknown peer address family")
+}
+
+// Write sends p. During OnData the bytes join the loop's coalescing buffer and
+// leave in one write(2) when OnData returns; otherwise they are written at
+// once. Whatever the kernel does not take is kept and flushed on EPOLLOUT, in
+// order. Write never blocks and always takes all of p unless the connection is
+// closing (ErrClosed).
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.flags&(fClosing|fClosed) != 0 {
+		return 0, ErrClosed
+	}
+	l := c.loop
+	if l.cur == c {
+		l.wbuf = append(l.wbuf, p...)
+		return len(p), nil
+	}
+	l.send(c, p)
+	return len(p), nil
+}
+
+// Close closes the connection once everything written has been flushed. The
+// reason labels the close in the metrics and reaches OnClose.
+func (c *Conn) Close(reason CloseReason) {
+	c.requestClose(reason, false)
+}
+
+// CloseLingering is Close for a connection whose peer may still be sending
+// (a rejected request with a body, say): after the flush it shuts down the
+// write side and reads and discards input until the peer closes or
+// Config.LingerTimeout passes. Closing at once would make the kernel answer
+// the unread bytes with a reset, which can destroy the response before the
+// peer reads it.
+func (c *Conn) CloseLingering(reason CloseReason) {
+	c.requestClose(reason, true)
+}
+
+func (c *Conn) requestClose(reason CloseReason, linger bool) {
+	if c.flags&(fClosing|fClosed) != 0 {
+		return
+	}
+	c.flags |= fClosing
+	if linger {
+		c.flags |= fLinger
+	}
+	c.reason = reason
+	if c.loop.cur != c { // inside OnData the loop finishes the close after flushing
+		c.loop.finishClose(c)
+	}
+}
+
+func (c *Conn) pending() int { return len(c.out) - c.outPos }
+
+// idleFor reports whether the connection has had no input for d.
+func (c *Conn) idleFor(now int64, d time.Duration) bool {
+	return now-c.active >= int64(d)
+}
