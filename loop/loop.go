@@ -501,19 +501,23 @@ func (l *Loop) logAcceptError(err error) {
 	}
 }
 
-func (l *Loop) shedOne(lfd int, cause error) {
-	l.stats.AcceptShed++
-	l.logAcceptError(cause)
+// shedOne accepts and closes one connection using the spare fd's slot. It
+// reports whether one was waiting.
+func (l *Loop) shedOne(lfd int, cause error) bool {
 	if l.spare >= 0 {
 		_ = closeFD(l.spare)
 		l.spare = -1
 	}
-	if fd, err := accept4(lfd); err == nil {
+	fd, err := accept4(lfd)
+	if err == nil {
 		_ = closeFD(fd)
+		l.stats.AcceptShed++
+		l.logAcceptError(cause)
 	}
 	if err := l.openSpare(); err != nil {
 		l.log.Warn("cannot reopen spare fd", "err", err)
 	}
+	return err == nil
 }
 
 func (l *Loop) openConn(fd int, tcp bool) {

@@ -20,12 +20,23 @@ type Stats struct {
 	// 3µs, 7µs, ...).
 	TurnNanos [24]uint64
 	Active    int // open connections
+	// InputBuffered and OutputBuffered sum the bytes connections hold:
+	// unconsumed input and output the kernel has not taken yet.
+	InputBuffered  int
+	OutputBuffered int
 }
 
-// Stats returns a copy of the loop's counters. Call it on the loop's thread
+// Stats returns a copy of the loop's counters (O(open fds): it sums the
+// connections' buffers). Call it on the loop's thread
 // (from a handler, a timer or a task given to Post).
 func (l *Loop) Stats() Stats {
 	s := l.stats
 	s.Active = l.nconns
+	for _, c := range l.conns {
+		if c != nil {
+			s.InputBuffered += len(c.in)
+			s.OutputBuffered += c.pending()
+		}
+	}
 	return s
 }
