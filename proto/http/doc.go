@@ -1,0 +1,104 @@
+// Package http is the HTTP/1.1 and HTTP/1.0 server protocol: every request,
+// whatever its method and target, is answered with
+//
+//	HTTP/1.1 200 OK
+//	Server: prefork
+//	Date: <IMF-fixdate>
+//	Content-Type: text/plain
+//	Content-Length: 13
+//
+//	Hello, World!
+//
+// (HEAD gets the same head and no body). It is built for speed on a
+// loop.Loop: answering a request allocates nothing, and all the responses to
+// the requests of one read leave in one write(2).
+//
+// # Structure
+//
+// ParseRequest is a socket-free, allocation-free, single-pass parser of a
+// request head. connState.serve runs one connection's protocol over a byte
+// slice (heads, bodies, pipelining) and appends the responses to another;
+// Handler.OnData is a thin wrapper around it. Responses are prebuilt
+// templates: the Date in them is rewritten at most once per second, when the
+// loop's clock has moved to another second, so a response is one append.
+//
+// # Connections
+//
+// HTTP/1.1 connections stay open unless the request says "Connection:
+// close"; HTTP/1.0 connections close after the response unless it says
+// "Connection: keep-alive" (answered with "Connection: keep-alive").
+// Connection tokens are comma-separated and case-insensitive. Pipelined
+// requests are answered in order. A client that sends "Expect: 100-continue"
+// with a body gets "100 Continue" first. After a "Connection: close"
+// response the connection closes (loop.ReasonLocal) once the response is
+// flushed; when the client had already pipelined more input behind that
+// request, the close lingers, so the unread input does not make the kernel
+// reset the connection before the client has read the response.
+//
+// # Bodies
+//
+// A body announced by Content-Length or "Transfer-Encoding: chunked" is read
+// and discarded as it arrives: the connection's state holds only the bytes
+// left (or the chunked decoder's state), never the body, so a body may be of
+// any size. The response is sent once the whole body has been read, so a
+// malformed chunked body can still be answered with 400. Chunk sizes are hex
+// (at most 2^60-1), chunk extensions are allowed and ignored, and the
+// trailer section is checked like header fields (at most 8 KiB) and ignored.
+//
+// # Limits and errors
+//
+// A request head (request line, fields, final CRLF) may be 8 KiB
+// (MaxHeadSize) long; a longer one gets 431. Malformed input gets 400: a
+// request line without exactly one SP between method, target and version, a
+// method that is not a token, controls in the target, a version not of the
+// form HTTP/D.D, a field name that is not a token or is followed by
+// whitespace before the colon, a field without a colon, obsolete line
+// folding, control characters in a value, a bare CR, an HTTP/1.1 request
+// without Host or with two, and malformed chunk framing. A well-formed
+// version other than 1.x gets 505. Every error response has a short
+// text/plain body and "Connection: close", and the connection then closes
+// lingering (loop.Conn.CloseLingering): the server stops writing but reads
+// and discards input for a while, so a client still sending does not get a
+// reset that would destroy the response before it is read. Requests that
+// came before the bad one are answered first.
+//
+// # Line endings
+//
+// Lines must end with CRLF; a bare LF is a 400, although RFC 9112 §2.2
+// allows accepting it and nginx does. Every real client sends CRLF, and
+// when a proxy in front of this server and the server disagree about where
+// a line ends, a request can be smuggled past the proxy: lenient line
+// endings in heads and in chunk lines are how recent smuggling attacks
+// worked. Rejecting costs nothing for real clients and removes the whole
+// class. Empty lines before a request line are skipped (RFC 9112 §2.2).
+//
+// # Smuggling guards
+//
+// Request smuggling needs two parsers that frame a body differently, so any
+// request whose framing could be read two ways is refused rather than
+// guessed at:
+//
+//   - Content-Length and Transfer-Encoding together: 400 (RFC 9112 §6.1
+//     allows preferring chunked, but a proxy that preferred the length would
+//     disagree).
+//   - Content-Length that is not all digits, overflows int64, or appears
+//     twice with different values: 400. "5, 5" lists are refused too.
+//   - Transfer-Encoding other than exactly "chunked" (case-insensitive),
+//     including "gzip, chunked" and two Transfer-Encoding fields: 501, since
+//     no other coding is implemented.
+//   - Transfer-Encoding in an HTTP/1.0 request: 400, since HTTP/1.0 has no
+//     chunked coding and a 1.0 proxy would frame the body differently.
+//   - Bare CR or LF anywhere in a head or chunk framing: 400.
+//
+// # Draining
+//
+// Handler implements loop.Drainer: on a graceful stop, idle keep-alive
+// connections (at least one response written, nothing buffered) close at once
+// (loop.ReasonShutdown), and a connection with a request in flight (a partial
+// head or an unfinished body) gets its response with "Connection: close" and
+// closes after it. So does a new connection that has not sent its first
+// request yet: its client connected to send one, and closing it would fail
+// that request; the grace period bounds how long it may take. Input that completes a request
+// once the loop is draining (Loop.Draining), even before OnDrain reaches the
+// connection, is answered the same way.
+package http

@@ -1,0 +1,130 @@
+package http
+
+import (
+	"strconv"
+	"time"
+)
+
+// Body is the body of every successful response.
+const Body = "Hello, World!"
+
+// dateLayout is the IMF-fixdate format of RFC 9110 §5.6.7 (net/http's
+// TimeFormat); formatted dates are always 29 bytes long.
+const dateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+const dateLen = len(dateLayout)
+
+// continue100 is the interim response to "Expect: 100-continue".
+const continue100 = "HTTP/1.1 100 Continue\r\n\r\n"
+
+// conn says which Connection header a response carries.
+type conn uint8
+
+const (
+	connNone      conn = iota // HTTP/1.1 keep-alive: the default needs no header
+	connClose                 // "Connection: close"; the connection closes after it
+	connKeepAlive             // "Connection: keep-alive", for HTTP/1.0 clients
+	numConn
+)
+
+var connLines = [numConn]string{
+	connNone:      "",
+	connClose:     "Connection: close\r\n",
+	connKeepAlive: "Connection: keep-alive\r\n",
+}
+
+// errStatuses are the statuses of error responses, by index in
+// responses.errs.
+var errStatuses = [...]struct {
+	code int
+	text string
+}{
+	{400, "Bad Request"},
+	{431, "Request Header Fields Too Large"},
+	{501, "Not Implemented"},
+	{505, "HTTP Version Not Supported"},
+}
+
+// tmpl is a complete response with room for the date, which setDate patches
+// in place once a second.
+type tmpl struct {
+	b    []byte // status line, headers, body
+	date int    // offset of the date in b
+	head int    // length of b without the body (what HEAD gets)
+}
+
+// responses holds every response the server sends, prebuilt: answering is
+// one append of a template. The date in them is refreshed at most once per
+// second, when the loop's clock has moved to another second.
+type responses struct {
+	sec  int64 // the Unix second of the date in the templates
+	ok   [numConn]tmpl
+	errs [len(errStatuses)]tmpl
+}
+
+func newResponses(server string) *responses {
+	rs := &responses{sec: -1}
+	for k := range rs.ok {
+		rs.ok[k] = buildTmpl("200 OK", server, conn(k), Body)
+	}
+	for k, st := range errStatuses {
+		rs.errs[k] = buildTmpl(strconv.Itoa(st.code)+" "+st.text, server, connClose, st.text+"\n")
+	}
+	rs.setDate(time.Unix(0, 0))
+	return rs
+}
+
+func buildTmpl(status, server string, c conn, body string) tmpl {
+	var t tmpl
+	b := []byte("HTTP/1.1 " + status + "\r\nServer: " + server + "\r\nDate: ")
+	t.date = len(b)
+	b = append(b, dateLayout...) // placeholder of the right length
+	b = append(b, "\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n"...)
+	b = append(b, connLines[c]...)
+	b = append(b, "\r\n"...)
+	t.head = len(b)
+	t.b = append(b, body...)
+	return t
+}
+
+// setDate writes t's second into every template.
+func (rs *responses) setDate(t time.Time) {
+	rs.sec = t.Unix()
+	var buf [dateLen]byte
+	d := t.UTC().AppendFormat(buf[:0], dateLayout)
+	if len(d) != dateLen { // years past 9999 do not fit; keep the last date
+		return
+	}
+	for k := range rs.ok {
+		copy(rs.ok[k].b[rs.ok[k].date:], d)
+	}
+	for k := range rs.errs {
+		copy(rs.errs[k].b[rs.errs[k].date:], d)
+	}
+}
+
+// appendOK appends the 200 response.
+func (rs *responses) appendOK(out []byte, c conn, head bool) []byte {
+	t := &rs.ok[c]
+	if head {
+		return append(out, t.b[:t.head]...)
+	}
+	return append(out, t.b...)
+}
+
+// appendError appends the error response for err, an *Error.
+func (rs *responses) appendError(out []byte, err *Error, head bool) []byte {
+	k := 0
+	for i, st := range errStatuses {
+		if st.code == err.Status {
+			k = i
+		}
+	}
+	t := &rs.errs[k]
+	if head {
+		return append(out, t.b[:t.head]...)
+	}
+	return append(out, t.b...)
+}
