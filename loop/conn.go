@@ -119,6 +119,9 @@ func (c *Conn) requestClose(reason CloseReason, linger bool) {
 	if c.flags&(fClosing|fClosed) != 0 {
 		return
 	}
+	if reason >= numReasons {
+		reason = ReasonLocal // an unknown reason must not index past Stats.Closed
+	}
 	c.flags |= fClosing
 	if linger {
 		c.flags |= fLinger

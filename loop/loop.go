@@ -146,10 +146,14 @@ type Loop struct {
 	now     int64 // nanoseconds since base, updated once per turn
 	wallNow time.Time
 
-	tasksMu sync.Mutex
-	tasks   []func()
-	taskRun []func()
-	woken   atomic.Bool
+	// tasksMu guards tasks, woken and wakeClosed: Post runs on any
+	// goroutine, and the eventfd must not be written once closeAll has
+	// closed it (its number could belong to another file by then).
+	tasksMu    sync.Mutex
+	tasks      []func()
+	taskRun    []func()
+	woken      bool
+	wakeClosed bool
 
 	running  atomic.Bool
 	draining bool
@@ -277,23 +281,22 @@ func (l *Loop) Unwatch(fd int) error {
 
 // Post runs fn on the loop's thread at the start of its next turn, waking it
 // through the eventfd. It may be called from any goroutine.
+// Tasks posted after Run has returned are dropped.
 func (l *Loop) Post(fn func()) {
 	l.tasksMu.Lock()
+	defer l.tasksMu.Unlock()
+	if l.wakeClosed {
+		return
+	}
 	l.tasks = append(l.tasks, fn)
-	l.tasksMu.Unlock()
-	l.wake()
+	if !l.woken { // else a wake-up is already on its way
+		l.woken = true
+		// EAGAIN means the counter is saturated: the loop is signalled anyway.
+		_, _ = writeFD(l.wakefd, wakeValue[:])
+	}
 }
 
 var wakeValue = [8]byte{1} // eventfd counter increment, native (little) endian
-
-func (l *Loop) wake() {
-	if l.woken.Swap(true) {
-		return // a wake-up is already on its way
-	}
-	// EAGAIN means the counter is saturated, so the loop is signalled anyway;
-	// any other error means the eventfd is gone because the loop has stopped.
-	_, _ = writeFD(l.wakefd, wakeValue[:])
-}
 
 // Shutdown starts a graceful stop from any goroutine: listeners are removed and
 // closed, Drainer handlers are told, open connections are served until they
@@ -351,6 +354,7 @@ func (l *Loop) Run() error {
 		}
 		l.updateNow()
 		l.stats.Wakeups++
+		l.stats.Events += uint64(n)
 		l.stats.EventsPerWait[bucketCount(n)]++
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
@@ -377,7 +381,9 @@ func (l *Loop) Run() error {
 		if l.draining && l.nconns == 0 {
 			l.done = true
 		}
-		l.stats.TurnNanos[bucketNanos(time.Since(l.wallNow))]++
+		turn := time.Since(l.wallNow)
+		l.stats.TurnNanosSum += uint64(turn)
+		l.stats.TurnNanos[bucketNanos(turn)]++
 	}
 	return l.err
 }
@@ -407,8 +413,8 @@ func (l *Loop) runTasks() {
 	var buf [8]byte
 	// EAGAIN: the counter was already read by an earlier turn; nothing lost.
 	_, _ = readFD(l.wakefd, buf[:])
-	l.woken.Store(false) // before taking the tasks, so a Post racing with us wakes us again
 	l.tasksMu.Lock()
+	l.woken = false // a Post after this point writes the eventfd again
 	l.taskRun, l.tasks = l.tasks, l.taskRun[:0]
 	l.tasksMu.Unlock()
 	for i, fn := range l.taskRun {
@@ -446,7 +452,10 @@ func (l *Loop) sweepIdle() {
 }
 
 // acceptReady accepts up to AcceptBudget connections from a readable listener.
-func (l *Loop) acceptReady(lfd int) {
+func (l *Loop) acceptReady(lfd int) { l.accept(lfd, l.cfg.AcceptBudget) }
+
+// accept accepts up to budget connections from listener lfd.
+func (l *Loop) accept(lfd int, budget int) {
 	var ln *listener
 	for i := range l.listeners {
 		if l.listeners[i].fd == lfd {
@@ -456,7 +465,7 @@ func (l *Loop) acceptReady(lfd int) {
 	if ln == nil {
 		return
 	}
-	for i := 0; i < l.cfg.AcceptBudget; i++ {
+	for i := 0; i < budget; i++ {
 		fd, err := accept4(lfd)
 		if err == nil {
 			l.openConn(fd, ln.tcp)
@@ -479,6 +488,13 @@ func (l *Loop) acceptReady(lfd int) {
 			// the spare fd, accept the connection and close it (the client sees
 			// a close rather than a hang), then take the spare back.
 			l.shedOne(lfd, err)
+		case unix.EINVAL:
+			// The socket stopped listening (the master shut a retired
+			// reuseport socket down): it will never accept again and would
+			// stay readable, so drop it rather than spin.
+			l.log.Warn("listener stopped listening; removing it", "fd", lfd)
+			l.removeListener(lfd)
+			return
 		case unix.ENOBUFS, unix.ENOMEM:
 			// Kernel memory pressure: stop accepting for this turn; the
 			// listener stays registered and is tried again next turn.
@@ -805,12 +821,24 @@ func (l *Loop) beginDrain(grace time.Duration) {
 		return
 	}
 	l.draining = true
+	// Take what is already queued before closing: a connection the kernel
+	// completed is a client waiting, and closing the listener would reset it.
+	for _, ln := range append([]listener(nil), l.listeners...) { // accept may drop one
+		l.accept(ln.fd, 1<<20)
+	}
 	l.closeListeners()
-	if d, ok := l.h.(Drainer); ok {
-		for _, c := range l.conns {
-			if c != nil && c.flags&(fClosing|fClosed) == 0 {
-				d.OnDrain(c)
-			}
+	d, _ := l.h.(Drainer)
+	for _, c := range l.conns {
+		if c == nil || c.flags&(fClosing|fClosed) != 0 {
+			continue
+		}
+		// Input may have arrived that this turn has not read yet (its event
+		// is still queued in epoll): read it first, so the handler does not
+		// take a connection with a request waiting for an idle one.
+		c.flags |= fReadable
+		l.readConn(c)
+		if d != nil && c.flags&(fClosing|fClosed) == 0 {
+			d.OnDrain(c)
 		}
 	}
 	l.AfterFunc(grace, func() { l.closeConns(ReasonShutdown) })
@@ -820,6 +848,16 @@ func (l *Loop) stopNow() {
 	l.closeListeners()
 	l.closeConns(ReasonShutdown)
 	l.done = true
+}
+
+func (l *Loop) removeListener(fd int) {
+	for i, ln := range l.listeners {
+		if ln.fd == fd {
+			_ = closeFD(fd)
+			l.listeners = append(l.listeners[:i], l.listeners[i+1:]...)
+			return
+		}
+	}
 }
 
 func (l *Loop) closeListeners() {
@@ -842,7 +880,14 @@ func (l *Loop) closeConns(reason CloseReason) {
 func (l *Loop) closeAll() {
 	l.closeListeners()
 	l.closeConns(ReasonShutdown)
-	for _, fd := range []*int{&l.epfd, &l.wakefd, &l.spare} {
+	l.tasksMu.Lock()
+	l.wakeClosed = true
+	if l.wakefd >= 0 {
+		_ = closeFD(l.wakefd)
+		l.wakefd = -1
+	}
+	l.tasksMu.Unlock()
+	for _, fd := range []*int{&l.epfd, &l.spare} {
 		if *fd >= 0 {
 			_ = closeFD(*fd)
 			*fd = -1

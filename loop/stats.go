@@ -12,6 +12,8 @@ type Stats struct {
 	AcceptShed   uint64             // connections accepted and closed at once for lack of fds
 	Paused       uint64             // times reading stopped for backpressure
 	Wakeups      uint64             // epoll_wait returns
+	Events       uint64             // events epoll_wait returned, in all
+	TurnNanosSum uint64             // time spent in loop turns, in all
 	// EventsPerWait[i] counts epoll_wait returns with n events where
 	// bits.Len(n) == i (bucket upper bounds 0, 1, 3, 7, 15, ... events).
 	EventsPerWait [12]uint64
