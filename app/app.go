@@ -1,0 +1,358 @@
+// Package app is the prefork command line: `prefork serve`, and the hidden
+// roles the master re-executes itself into. A program with its own protocol
+// runs the same CLI by calling Main with that protocol (see Protocol).
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/urfave/cli/v2"
+
+	"github.com/prefork/prefork/loop"
+	"github.com/prefork/prefork/master"
+	"github.com/prefork/prefork/proto/calc"
+	"github.com/prefork/prefork/proto/echo"
+	phttp "github.com/prefork/prefork/proto/http"
+	"github.com/prefork/prefork/worker"
+)
+
+// Protocol is a named protocol the CLI can serve (--proto NAME).
+type Protocol struct {
+	Name  string
+	Usage string
+	// New builds the handler of one worker's loop. It is called once per
+	// worker process, on the worker's side of the re-exec, so a program that
+	// registers a Protocol must register it the same way on every start (call
+	// Main with it from main).
+	New func() loop.Handler
+	// IdleTimeout is the protocol's default idle timeout (0: none).
+	IdleTimeout time.Duration
+}
+
+// Builtin returns the protocols every prefork binary serves.
+func Builtin() []Protocol {
+	return []Protocol{
+		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World!", IdleTimeout: 75 * time.Second,
+			New: func() loop.Handler { return phttp.New(phttp.Options{}) }},
+		{Name: "echo", Usage: "every byte back", New: func() loop.Handler { return echo.New() }},
+		{Name: "calc", Usage: "length-prefixed integer calculator", New: func() loop.Handler { return calc.New() }},
+	}
+}
+
+// Main runs the prefork CLI with the built-in protocols and extra ones, and
+// exits with its status.
+func Main(extra ...Protocol) {
+	if err := New(extra...).Run(os.Args); err != nil {
+		// cli.Exit errors have already been printed with their code.
+		fmt.Fprintln(os.Stderr, "prefork:", err)
+		os.Exit(1)
+	}
+}
+
+// New builds the CLI app.
+func New(extra ...Protocol) *cli.App {
+	protos := map[string]Protocol{}
+	for _, p := range append(Builtin(), extra...) {
+		protos[p.Name] = p
+	}
+	names := make([]string, 0, len(protos))
+	for n := range protos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	return &cli.App{
+		Name:  "prefork",
+		Usage: "a pre-fork server: a master supervising epoll worker processes",
+		Commands: []*cli.Command{
+			serveCommand(protos, names),
+			workerCommand(protos),
+			signalCommand("reload", "rolling reload of the running master's workers (HUP)", unix.SIGHUP, false),
+			signalCommand("stop", "graceful stop of the running master (TERM); waits for it to exit", unix.SIGTERM, true),
+			statusCommand(),
+		},
+		ExitErrHandler: func(c *cli.Context, err error) {
+			if err == nil {
+				return
+			}
+			if ec, ok := err.(cli.ExitCoder); ok {
+				fmt.Fprintln(os.Stderr, "prefork:", ec.Error())
+				os.Exit(ec.ExitCode())
+			}
+		},
+	}
+}
+
+func env(name string) []string { return []string{"PREFORK_" + name} }
+
+func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "start the master and its workers",
+		Description: "Signals to the master: TERM graceful stop, INT/QUIT fast stop, HUP rolling reload,\n" +
+			"TTIN/TTOU one worker more/less. See README.md.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "workers", Value: "auto", EnvVars: env("WORKERS"),
+				Usage: "number of worker processes, or auto (usable CPUs, honouring the cgroup CPU quota)"},
+			&cli.StringSliceFlag{Name: "listen", Value: cli.NewStringSlice(":8080"), EnvVars: env("LISTEN"),
+				Usage: "address to listen on, host:port or [v6]:port (repeatable)"},
+			&cli.StringFlag{Name: "mode", Value: string(master.ModeReusePort), EnvVars: env("MODE"),
+				Usage: "how listeners reach workers: reuseport (a SO_REUSEPORT socket per worker) or shared (one socket, EPOLLEXCLUSIVE)"},
+			&cli.StringFlag{Name: "proto", Value: "http", EnvVars: env("PROTO"),
+				Usage: "protocol: " + strings.Join(names, "|")},
+			&cli.DurationFlag{Name: "idle-timeout", Value: -1, EnvVars: env("IDLE_TIMEOUT"),
+				Usage:       "close connections idle this long; 0 never",
+				DefaultText: "75s for http, none otherwise"},
+			&cli.DurationFlag{Name: "graceful-timeout", Value: 30 * time.Second, EnvVars: env("GRACEFUL_TIMEOUT"),
+				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
+			&cli.DurationFlag{Name: "worker-timeout", Value: 30 * time.Second, EnvVars: env("WORKER_TIMEOUT"),
+				Usage: "a worker whose loop sends no heartbeat for this long is aborted and replaced"},
+			&cli.StringFlag{Name: "metrics-listen", Value: "127.0.0.1:9464", EnvVars: env("METRICS_LISTEN"),
+				Usage: "serve /metrics (every worker's series, labelled worker=\"slot\"), /healthz and /readyz here; empty disables"},
+			&cli.StringFlag{Name: "pidfile", EnvVars: env("PIDFILE"),
+				Usage: "write the master's pid here (atomically; removed on exit)"},
+			&cli.StringFlag{Name: "admin-socket", EnvVars: env("ADMIN_SOCKET"),
+				Usage:       "unix socket answering `prefork status`",
+				DefaultText: "PIDFILE.sock when --pidfile is set"},
+			&cli.StringFlag{Name: "user", EnvVars: env("USER"),
+				Usage: "run workers as this user (the master must be root; it keeps the sockets)"},
+			&cli.StringFlag{Name: "group", EnvVars: env("GROUP"),
+				Usage: "run workers with this group"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"),
+				Usage: "log format: text|json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"),
+				Usage: "log level: debug|info|warn|error"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cli.Exit(fmt.Sprintf("serve takes no arguments (got %q)", c.Args().Slice()), 2)
+			}
+			log, err := newLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			p, ok := protos[c.String("proto")]
+			if !ok {
+				return cli.Exit(fmt.Sprintf("unknown --proto %q (want one of %s)", c.String("proto"), strings.Join(names, ", ")), 2)
+			}
+			workers, err := master.ParseWorkers(c.String("workers"))
+			if err != nil {
+				return cli.Exit("--workers: "+err.Error(), 2)
+			}
+			mode := master.Mode(c.String("mode"))
+			if mode != master.ModeShared && mode != master.ModeReusePort {
+				return cli.Exit(fmt.Sprintf("unknown --mode %q (want reuseport or shared)", mode), 2)
+			}
+			idle := c.Duration("idle-timeout")
+			if idle < 0 {
+				idle = p.IdleTimeout
+			}
+			addrs := c.StringSlice("listen")
+			var inherited []int
+			if !c.IsSet("listen") {
+				if inherited, err = socketActivated(); err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				if len(inherited) > 0 {
+					log.Info("socket activation: adopting listeners", "count", len(inherited))
+				}
+			}
+			if len(addrs) == 0 && len(inherited) == 0 {
+				return cli.Exit("no --listen address", 2)
+			}
+			admin := c.String("admin-socket")
+			if admin == "" && c.String("pidfile") != "" {
+				admin = c.String("pidfile") + ".sock"
+			}
+			m, err := master.New(master.Config{
+				Workers:         workers,
+				Mode:            mode,
+				Addrs:           addrs,
+				Inherited:       inherited,
+				Proto:           p.Name,
+				IdleTimeout:     idle,
+				GracefulTimeout: c.Duration("graceful-timeout"),
+				WorkerTimeout:   c.Duration("worker-timeout"),
+				LogFormat:       c.String("log-format"),
+				LogLevel:        c.String("log-level"),
+				PidFile:         c.String("pidfile"),
+				MetricsListen:   c.String("metrics-listen"),
+				AdminSocket:     admin,
+				User:            c.String("user"),
+				Group:           c.String("group"),
+				Logger:          log,
+			})
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			if err := m.Run(); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+// workerCommand is the hidden role the master re-executes into.
+func workerCommand(protos map[string]Protocol) *cli.Command {
+	return &cli.Command{
+		Name:   "worker",
+		Hidden: true,
+		Usage:  "internal: a worker process started by the master",
+		Action: func(c *cli.Context) error {
+			spec, err := worker.ReadSpec()
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			log, err := newLogger(os.Stderr, spec.LogFormat, spec.LogLevel)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			p, ok := protos[spec.Proto]
+			if !ok {
+				return cli.Exit(fmt.Sprintf("worker: unknown protocol %q", spec.Proto), 2)
+			}
+			if err := worker.Run(spec, p.New, log); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+var controlFlags = []cli.Flag{
+	&cli.StringFlag{Name: "pidfile", EnvVars: env("PIDFILE"), Usage: "the running master's pidfile"},
+	&cli.StringFlag{Name: "admin-socket", EnvVars: env("ADMIN_SOCKET"), Usage: "the running master's admin socket",
+		DefaultText: "PIDFILE.sock"},
+}
+
+func masterPid(c *cli.Context) (int, error) {
+	path := c.String("pidfile")
+	if path == "" {
+		return 0, cli.Exit("need --pidfile (or PREFORK_PIDFILE)", 2)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, cli.Exit(fmt.Sprintf("no running master: %v", err), 1)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, cli.Exit(fmt.Sprintf("pidfile %s: bad contents %q", path, b), 1)
+	}
+	return pid, nil
+}
+
+func signalCommand(name, usage string, sig unix.Signal, wait bool) *cli.Command {
+	flags := append([]cli.Flag{}, controlFlags...)
+	if wait {
+		flags = append(flags, &cli.DurationFlag{Name: "timeout", Value: 60 * time.Second,
+			Usage: "how long to wait for the master to exit"})
+	}
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			pid, err := masterPid(c)
+			if err != nil {
+				return err
+			}
+			if err := unix.Kill(pid, sig); err != nil {
+				return cli.Exit(fmt.Sprintf("signal master %d: %v", pid, err), 1)
+			}
+			if !wait {
+				return nil
+			}
+			deadline := time.Now().Add(c.Duration("timeout"))
+			for unix.Kill(pid, 0) == nil {
+				if time.Now().After(deadline) {
+					return cli.Exit(fmt.Sprintf("master %d still running after %s", pid, c.Duration("timeout")), 1)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			return nil
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "print the running master's workers",
+		Flags: append(append([]cli.Flag{}, controlFlags...),
+			&cli.BoolFlag{Name: "json", Usage: "print the raw JSON"}),
+		Action: func(c *cli.Context) error {
+			path := c.String("admin-socket")
+			if path == "" {
+				if c.String("pidfile") == "" {
+					return cli.Exit("need --pidfile or --admin-socket", 2)
+				}
+				path = c.String("pidfile") + ".sock"
+			}
+			st, err := master.QueryStatus(path)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(st)
+			}
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "master pid %d, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
+				st.PID, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			fmt.Fprintln(w, "SLOT\tPID\tGEN\tUPTIME\tSTATE\tRESTARTS")
+			for _, ws := range st.Workers {
+				fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%d\n", ws.Slot, ws.PID, ws.Generation, seconds(ws.Uptime), ws.State, ws.Restarts)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func seconds(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+}
+
+// socketActivated returns the listening sockets systemd passed (LISTEN_FDS
+// for this pid), as close-on-exec fds the master owns, and clears the LISTEN_*
+// variables. None: nil.
+func socketActivated() ([]int, error) {
+	files := activation.Files(true)
+	var fds []int
+	for _, f := range files {
+		// Own a duplicate, so the *os.File (and its finalizer) can go.
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("socket activation: %w", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q (want debug|info|warn|error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q (want text|json)", format)
+}

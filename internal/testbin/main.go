@@ -1,0 +1,33 @@
+// Command testbin is prefork with two extra protocols for the integration
+// tests, registered through the public API a user's own main would use:
+//
+//	hang   echo, except that input containing "hang" blocks the loop forever
+//	       (no more heartbeats: the master must abort and replace the worker)
+//	crash  the worker exits with status 3 as it starts (a crash loop)
+package main
+
+import (
+	"bytes"
+	"os"
+	"time"
+
+	"github.com/prefork/prefork/app"
+	"github.com/prefork/prefork/loop"
+	"github.com/prefork/prefork/proto/echo"
+)
+
+type hang struct{ *echo.Handler }
+
+func (h hang) OnData(c *loop.Conn, in []byte) int {
+	if bytes.Contains(in, []byte("hang")) {
+		time.Sleep(24 * time.Hour)
+	}
+	return h.Handler.OnData(c, in)
+}
+
+func main() {
+	app.Main(
+		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func() loop.Handler { return hang{echo.New()} }},
+		app.Protocol{Name: "crash", Usage: "exits at start", New: func() loop.Handler { os.Exit(3); return nil }},
+	)
+}

@@ -1,0 +1,486 @@
+package master_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var modes = []string{"reuseport", "shared"}
+
+// socketInodes returns the inodes of pid's socket fds.
+func socketInodes(t testing.TB, pid int) []uint64 {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		link, _ := os.Readlink(dir + "/" + e.Name())
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			n, _ := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// listeningInodes reads the inodes of listening TCP sockets from /proc/net.
+func listeningInodes(t testing.TB) map[uint64]bool {
+	t.Helper()
+	out := map[uint64]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 9 && fields[3] == "0A" { // TCP_LISTEN
+				n, _ := strconv.ParseUint(fields[9], 10, 64)
+				out[n] = true
+			}
+		}
+	}
+	return out
+}
+
+// TestProcessModelAndFDIsolation: 3 workers are the master's children; in
+// shared mode they hold one identical listener, in reuseport mode one
+// distinct listener each; no connection socket is in two workers; nothing
+// else of the master's is inherited.
+func TestProcessModelAndFDIsolation(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, 3, "--mode", mode)
+			if got := len(s.workerPIDs()); got != 3 {
+				t.Fatalf("children of the master: got %d, want 3", got)
+			}
+			// Open connections that stay open, spread over the workers.
+			var conns []net.Conn
+			for i := 0; i < 60; i++ {
+				c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+				conns = append(conns, c)
+			}
+			for _, c := range conns { // each answered: accepted by some worker
+				buf := make([]byte, 1)
+				if _, err := io.ReadFull(c, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			listening := listeningInodes(t)
+			var listenerSets [][]uint64
+			owner := map[uint64]int{}
+			conns0 := 0
+			for _, pid := range s.workerPIDs() {
+				var ls []uint64
+				for _, ino := range socketInodes(t, pid) {
+					if listening[ino] {
+						ls = append(ls, ino)
+						continue
+					}
+					if other, dup := owner[ino]; dup {
+						t.Errorf("socket %d is in workers %d and %d", ino, other, pid)
+					}
+					owner[ino] = pid
+					conns0++
+				}
+				listenerSets = append(listenerSets, ls)
+			}
+			for i, ls := range listenerSets {
+				if len(ls) != 1 {
+					t.Fatalf("worker %d holds %d listening sockets, want 1", i, len(ls))
+				}
+			}
+			distinct := map[uint64]bool{}
+			for _, ls := range listenerSets {
+				distinct[ls[0]] = true
+			}
+			want := map[string]int{"shared": 1, "reuseport": 3}[mode]
+			if len(distinct) != want {
+				t.Errorf("distinct listeners over 3 workers: got %d, want %d", len(distinct), want)
+			}
+			// 60 client connections plus one control socket per worker.
+			if conns0 != 60+3 {
+				t.Errorf("non-listening sockets in workers: got %d, want %d (60 connections + 3 control sockets)", conns0, 63)
+			}
+		})
+	}
+}
+
+// TestWorkerKilled: SIGKILL of a worker → replaced at once, and connections
+// made while it is down are all served (reuseport: its queue waits for the
+// replacement).
+func TestWorkerKilled(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, 3, "--mode", mode)
+			before := s.readyWorkers()
+			victim := before[1]
+			start := time.Now()
+			if err := unix.Kill(victim, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			// Connections made right after the kill: some land in the dead
+			// worker's queue (reuseport) and must wait, not fail.
+			errs := make(chan error, 60)
+			for i := 0; i < 60; i++ {
+				go func() { errs <- get(s.addr) }()
+			}
+			var replaced time.Duration
+			waitFor(t, "slot 1 replaced", 10*time.Second, func() bool {
+				pid, ok := s.readyWorkers()[1]
+				if ok && pid != victim {
+					replaced = time.Since(start)
+					return true
+				}
+				return false
+			})
+			t.Logf("%s: crash-to-ready of slot 1: %v (status polled every 10ms)", mode, replaced)
+			for i := 0; i < 60; i++ {
+				if err := <-errs; err != nil {
+					t.Errorf("request after the kill: %v", err)
+				}
+			}
+			st := s.status()
+			for _, w := range st.Workers {
+				if w.Slot == 1 && w.Restarts != 1 {
+					t.Errorf("slot 1 restarts: got %d, want 1", w.Restarts)
+				}
+			}
+			if len(s.workerPIDs()) != 3 {
+				t.Errorf("workers: got %d, want 3", len(s.workerPIDs()))
+			}
+		})
+	}
+}
+
+// TestReloadUnderLoad: 3 HUPs under a load of new connections → every worker
+// pid changes, no request fails.
+func TestReloadUnderLoad(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, 3, "--mode", mode)
+			first := s.readyWorkers()
+			ld := startLoad(t, s.addr, 4)
+			ld.waitRequests(t, 50)
+			seen := map[int]bool{}
+			for _, pid := range first {
+				seen[pid] = true
+			}
+			for i := 1; i <= 3; i++ {
+				before := s.readyWorkers()
+				s.signal(unix.SIGHUP)
+				waitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
+					st := s.status()
+					if st.Reloads != i || len(st.Workers) != 3 {
+						return false
+					}
+					for _, w := range st.Workers {
+						if w.State != "ready" || w.PID == before[w.Slot] {
+							return false
+						}
+					}
+					return true
+				})
+				for slot, pid := range s.readyWorkers() {
+					if seen[pid] {
+						t.Errorf("reload %d: slot %d kept pid %d", i, slot, pid)
+					}
+					seen[pid] = true
+				}
+				ld.waitRequests(t, 50)
+			}
+			ld.check(t)
+		})
+	}
+}
+
+// TestScaleUnderLoad: TTIN then 2×TTOU → 4 then 2 workers, no failed request.
+func TestScaleUnderLoad(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, 3, "--mode", mode)
+			ld := startLoad(t, s.addr, 4)
+			ld.waitRequests(t, 50)
+			s.signal(unix.SIGTTIN)
+			s.waitReady(4)
+			ld.waitRequests(t, 100)
+			s.signal(unix.SIGTTOU)
+			s.waitReady(3)
+			ld.waitRequests(t, 100)
+			s.signal(unix.SIGTTOU)
+			ready := s.waitReady(2)
+			if _, ok := ready[0]; !ok {
+				t.Errorf("slots after scaling down: got %v, want 0 and 1", ready)
+			}
+			ld.waitRequests(t, 100)
+			ld.check(t)
+			if got := s.status().Desired; got != 2 {
+				t.Errorf("desired workers: got %d, want 2", got)
+			}
+		})
+	}
+}
+
+// TestGracefulStop: TERM → a request in flight on a keep-alive connection is
+// answered with Connection: close, an idle keep-alive connection is closed at
+// once and does not delay the exit, the master exits 0, no worker survives.
+func TestGracefulStop(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, 2, "--mode", mode, "--graceful-timeout", "20s")
+			idle := dialKeepAlive(t, s.addr)
+			busy := dialKeepAlive(t, s.addr)
+			// A request in flight: the head without its final CRLF.
+			fmt.Fprint(busy, "GET /slow HTTP/1.1\r\nHost: t\r\n")
+			// Make sure the worker has read the partial head before TERM.
+			time.Sleep(50 * time.Millisecond) // the partial head only needs to reach the worker's socket buffer; no reply to wait for
+			start := time.Now()
+			s.signal(unix.SIGTERM)
+
+			// The idle connection is closed at once.
+			_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if b, err := io.ReadAll(idle); err != nil || len(b) != 0 {
+				t.Fatalf("idle keep-alive connection: got %q, %v; want EOF", b, err)
+			}
+			// The in-flight request is answered, with Connection: close.
+			fmt.Fprint(busy, "\r\n")
+			_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, err := io.ReadAll(busy)
+			if err != nil {
+				t.Fatalf("in-flight request: %v", err)
+			}
+			if !bytes.HasPrefix(b, []byte("HTTP/1.1 200")) || !bytes.Contains(b, []byte("Connection: close")) {
+				t.Fatalf("in-flight request: got %q, want a 200 with Connection: close", b)
+			}
+			if code := s.waitExit(10 * time.Second); code != 0 {
+				t.Fatalf("master exit code: got %d, want 0", code)
+			}
+			if el := time.Since(start); el > 5*time.Second {
+				t.Errorf("stop took %v: idle connections held it up", el)
+			}
+			waitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
+			if _, err := os.Stat(s.pidfile); !os.IsNotExist(err) {
+				t.Errorf("pidfile still there after exit: %v", err)
+			}
+		})
+	}
+}
+
+// dialKeepAlive opens a connection and makes one keep-alive request on it.
+func dialKeepAlive(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	body := make([]byte, len("Hello, World!"))
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if br.Buffered() != 0 {
+		t.Fatalf("%d unexpected bytes after the response", br.Buffered())
+	}
+	return c
+}
+
+func TestFastStop(t *testing.T) {
+	s := startServer(t, 2)
+	busy := dialKeepAlive(t, s.addr)
+	s.signal(unix.SIGINT)
+	if code := s.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("master exit code: got %d, want 0", code)
+	}
+	_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(busy); err != nil {
+		t.Fatalf("connection after fast stop: got %v, want EOF", err)
+	}
+	waitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
+}
+
+// TestMasterKilled: SIGKILL of the master → workers gone within a second.
+func TestMasterKilled(t *testing.T) {
+	s := startServer(t, 3)
+	workers := s.workerPIDs()
+	s.signal(unix.SIGKILL)
+	s.waitExit(5 * time.Second)
+	start := time.Now()
+	waitFor(t, "workers to die with their master", time.Second, func() bool {
+		for _, pid := range workers {
+			if unix.Kill(pid, 0) == nil && procState(pid) != "Z" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("workers gone %v after the master's exit was seen", time.Since(start))
+}
+
+// TestHungWorker: a worker whose loop is stuck stops heartbeating and is
+// aborted and replaced.
+func TestHungWorker(t *testing.T) {
+	s := startServer(t, 2, "--proto", "hang", "--worker-timeout", "1s")
+	before := s.readyWorkers()
+	// Wedge whichever worker takes this connection.
+	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "hang")
+	start := time.Now()
+	waitFor(t, "the hung worker to be replaced", 15*time.Second, func() bool {
+		after := s.readyWorkers()
+		changed := 0
+		for slot, pid := range before {
+			if after[slot] != 0 && after[slot] != pid {
+				changed++
+			}
+		}
+		return changed == 1 && len(after) == 2
+	})
+	t.Logf("hung worker replaced after %v (worker-timeout 1s)", time.Since(start))
+	if len(s.logsWith("worker hung: no heartbeat; aborting it")) != 1 {
+		t.Errorf("want one 'worker hung' log record")
+	}
+	// The connection to the hung worker was cut.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !isReset(err) {
+		t.Errorf("connection to the hung worker: %v", err)
+	}
+	// Echo still works.
+	e, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_ = e.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(e, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(e, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo after replacement: got %q, %v", buf, err)
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "connection reset") }
+
+// TestCrashLoopBackoff: a worker that dies at start is restarted at once the
+// first time, then after growing delays; the master keeps running and stops
+// cleanly.
+func TestCrashLoopBackoff(t *testing.T) {
+	s := startServer(t, 0, "--workers", "1", "--proto", "crash")
+	waitFor(t, "four backoffs", 20*time.Second, func() bool {
+		return len(s.logsWith("worker crash loop: backing off")) >= 4
+	})
+	var delays []time.Duration
+	for _, m := range s.logsWith("worker crash loop: backing off")[:4] {
+		ns, _ := m["delay"].(float64) // slog's JSON writes durations in nanoseconds
+		delays = append(delays, time.Duration(ns))
+	}
+	t.Logf("backoff delays: %v", delays)
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Errorf("backoff %d: got %s, want %s", i, delays[i], want[i])
+		}
+	}
+	s.signal(unix.SIGTERM)
+	if code := s.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("master exit code: got %d, want 0", code)
+	}
+}
+
+func TestControlCommands(t *testing.T) {
+	s := startServer(t, 2)
+	out, err := exec.Command(bin, "status", "--pidfile", s.pidfile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"SLOT", "PID", "UPTIME", "STATE", "RESTARTS", "ready"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	before := s.readyWorkers()
+	if out, err := exec.Command(bin, "reload", "--pidfile", s.pidfile).CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	waitFor(t, "reload", 20*time.Second, func() bool {
+		after := s.readyWorkers()
+		return len(after) == 2 && after[0] != before[0] && after[1] != before[1]
+	})
+	if out, err := exec.Command(bin, "stop", "--pidfile", s.pidfile).CombinedOutput(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	if code := s.waitExit(5 * time.Second); code != 0 {
+		t.Fatalf("master exit code: got %d, want 0", code)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown proto", []string{"serve", "--proto", "gopher"}, 2, `unknown --proto "gopher"`},
+		{"bad workers", []string{"serve", "--workers", "zero"}, 2, "--workers"},
+		{"bad mode", []string{"serve", "--mode", "fork"}, 2, `unknown --mode "fork"`},
+		{"bad log format", []string{"serve", "--log-format", "xml"}, 2, "--log-format"},
+		{"bad listen", []string{"serve", "--listen", "nonsense", "--workers", "1"}, 1, "nonsense"},
+		{"status without pidfile", []string{"status"}, 2, "--pidfile"},
+		{"worker by hand", []string{"worker"}, 2, "PREFORK_WORKER_SPEC"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			cmd.Env = append(os.Environ(), "PREFORK_LISTEN=127.0.0.1:0")
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatalf("got %v, want exit code %d\n%s", err, tc.code, out)
+			}
+			if ee.ExitCode() != tc.code {
+				t.Errorf("exit code: got %d, want %d\n%s", ee.ExitCode(), tc.code, out)
+			}
+			if !bytes.Contains(out, []byte(tc.msg)) {
+				t.Errorf("output: got %q, want it to mention %q", out, tc.msg)
+			}
+		})
+	}
+}

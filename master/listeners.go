@@ -1,0 +1,166 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prefork/prefork/reuseport"
+	"github.com/prefork/prefork/worker"
+)
+
+// listeners owns the master's listening sockets.
+//
+// Shared mode: shared[a] is the one socket of address a, inherited by every
+// worker. Reuseport mode: slots[k][a] is slot k's socket for address a, and
+// groups[a] tracks address a's SO_REUSEPORT group so a slot can be retired
+// without losing queued connections.
+type listeners struct {
+	mode   Mode
+	addrs  []string // as bound (port 0 resolved)
+	shared []int
+	slots  map[int][]int
+	groups []*reuseport.Group
+}
+
+// adoptListeners takes listening sockets the master inherited (systemd
+// socket activation). Shared mode uses them as they are. Reuseport mode needs
+// sockets with SO_REUSEPORT to build a group from: an inherited socket that
+// has it becomes slot 0's and the master opens the other slots' on the same
+// address; a socket without it cannot be joined, so the master falls back to
+// shared mode for all listeners and says so (the returned mode).
+func adoptListeners(mode Mode, fds []int) (*listeners, Mode, error) {
+	if mode == ModeReusePort {
+		for _, fd := range fds {
+			if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT); err != nil || v == 0 {
+				mode = ModeShared
+			}
+		}
+	}
+	ls := &listeners{mode: mode, slots: map[int][]int{}}
+	for _, fd := range fds {
+		acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err != nil || acc != 1 {
+			return nil, mode, fmt.Errorf("inherited fd %d is not a listening socket", fd)
+		}
+		bound, err := reuseport.BoundAddr(fd)
+		if err != nil {
+			return nil, mode, err
+		}
+		ls.addrs = append(ls.addrs, bound)
+		if mode == ModeShared {
+			ls.shared = append(ls.shared, fd)
+			continue
+		}
+		g := &reuseport.Group{}
+		if err := g.Add(fd); err != nil {
+			return nil, mode, err
+		}
+		ls.groups = append(ls.groups, g)
+		ls.slots[0] = append(ls.slots[0], fd)
+	}
+	return ls, mode, nil
+}
+
+func openListeners(mode Mode, addrs []string) (*listeners, error) {
+	ls := &listeners{mode: mode, slots: map[int][]int{}}
+	for _, a := range addrs {
+		fd, err := reuseport.Listen(a, reuseport.Options{ReusePort: mode == ModeReusePort})
+		if err != nil {
+			ls.closeAll()
+			return nil, err
+		}
+		bound, err := reuseport.BoundAddr(fd)
+		if err != nil {
+			ls.closeAll()
+			return nil, err
+		}
+		ls.addrs = append(ls.addrs, bound)
+		if mode == ModeShared {
+			ls.shared = append(ls.shared, fd)
+			continue
+		}
+		// The first socket of each address becomes slot 0's.
+		g := &reuseport.Group{}
+		if err := g.Add(fd); err != nil {
+			ls.closeAll()
+			return nil, err
+		}
+		ls.groups = append(ls.groups, g)
+		ls.slots[0] = append(ls.slots[0], fd)
+	}
+	return ls, nil
+}
+
+// forSlot returns the fds worker slot k inherits, opening the slot's
+// reuseport sockets if it has none yet.
+func (ls *listeners) forSlot(k int) ([]int, error) {
+	if ls.mode == ModeShared {
+		return ls.shared, nil
+	}
+	if fds, ok := ls.slots[k]; ok {
+		return fds, nil
+	}
+	var fds []int
+	for a, addr := range ls.addrs {
+		fd, err := reuseport.Listen(addr, reuseport.Options{ReusePort: true})
+		if err == nil {
+			err = ls.groups[a].Add(fd)
+		}
+		if err != nil {
+			for i, f := range fds {
+				_ = ls.groups[i].Close(f)
+			}
+			return nil, fmt.Errorf("open slot %d listeners: %w", k, err)
+		}
+		fds = append(fds, fd)
+	}
+	ls.slots[k] = fds
+	return fds, nil
+}
+
+// retireSlot detaches slot k's sockets from the slot and steers new
+// connections away from them; they stay open so the slot's worker can accept
+// what is queued, and closeRetired closes them after. Shared mode: nothing.
+func (ls *listeners) retireSlot(k int) ([]int, error) {
+	fds := ls.slots[k]
+	delete(ls.slots, k)
+	var errs []error
+	for a, fd := range fds {
+		errs = append(errs, ls.groups[a].Retire(fd))
+	}
+	return fds, errors.Join(errs...)
+}
+
+// closeRetired closes a retired slot's sockets, after its worker drained them.
+func (ls *listeners) closeRetired(fds []int) error {
+	var errs []error
+	for a, fd := range fds {
+		errs = append(errs, ls.groups[a].Close(fd))
+	}
+	return errors.Join(errs...)
+}
+
+// describe returns the Spec's listener list.
+func (ls *listeners) describe() []worker.Listener {
+	out := make([]worker.Listener, len(ls.addrs))
+	for i, a := range ls.addrs {
+		out[i] = worker.Listener{Addr: a}
+	}
+	return out
+}
+
+// closeAll closes every socket the master holds (at stop).
+func (ls *listeners) closeAll() {
+	for _, fd := range ls.shared {
+		_ = closeFD(fd)
+	}
+	ls.shared = nil
+	for k, fds := range ls.slots {
+		for _, fd := range fds {
+			_ = closeFD(fd)
+		}
+		delete(ls.slots, k)
+	}
+}

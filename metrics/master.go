@@ -1,0 +1,150 @@
+package metrics
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
+)
+
+// WorkerLabel is the label the master adds to every series of a worker: its
+// slot number, stable across restarts (never the pid).
+const WorkerLabel = "worker"
+
+// Master holds the master's own series. Its fields are safe for concurrent
+// use (the supervisor goroutine sets them, scrapes read them).
+type Master struct {
+	Registry       *prometheus.Registry
+	WorkersDesired prometheus.Gauge
+	WorkersRunning prometheus.Gauge
+	Restarts       *prometheus.CounterVec // by reason
+	Reloads        prometheus.Counter
+}
+
+// Restart reasons for Master.Restarts.
+const (
+	RestartExited   = "exited"   // the worker exited with a status
+	RestartSignaled = "signaled" // it was killed by a signal it did not expect
+	RestartHung     = "hung"     // it stopped heartbeating and was aborted
+)
+
+// NewMaster builds the master's registry: its series, its process collector
+// (no worker label: these are the master's own), and prefork_build_info.
+func NewMaster() *Master {
+	m := &Master{
+		Registry: prometheus.NewRegistry(),
+		WorkersDesired: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "workers_desired",
+			Help: "Worker slots the master keeps."}),
+		WorkersRunning: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "workers_running",
+			Help: "Slots whose worker is ready and serving."}),
+		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "worker_restarts_total",
+			Help: "Workers replaced after an unexpected exit, by reason."}, []string{"reason"}),
+		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
+			Help: "Rolling reloads started (HUP)."}),
+	}
+	for _, r := range []string{RestartExited, RestartSignaled, RestartHung} {
+		m.Restarts.WithLabelValues(r)
+	}
+	version, revision := buildVersion()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
+	build.Set(1)
+	m.Registry.MustRegister(m.WorkersDesired, m.WorkersRunning, m.Restarts, m.Reloads, build,
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func buildVersion() (version, revision string) {
+	version, revision = "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	return version, revision
+}
+
+// DecodeWorker decodes a worker's Encode output and adds worker="slot" to
+// every series.
+func DecodeWorker(slot int, b []byte) ([]*dto.MetricFamily, error) {
+	dec := expfmt.NewDecoder(bytes.NewReader(b), expfmt.NewFormat(expfmt.TypeProtoDelim))
+	value := strconv.Itoa(slot)
+	var out []*dto.MetricFamily
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("metrics: decode worker %d: %w", slot, err)
+		}
+		for _, m := range mf.Metric {
+			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(WorkerLabel), Value: proto.String(value)})
+			sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
+		}
+		out = append(out, mf)
+	}
+}
+
+// Merge joins metric families of the same name (from several workers) into
+// one family each, sorted by name.
+func Merge(sets ...[]*dto.MetricFamily) []*dto.MetricFamily {
+	byName := map[string]*dto.MetricFamily{}
+	for _, set := range sets {
+		for _, mf := range set {
+			if have, ok := byName[mf.GetName()]; ok {
+				have.Metric = append(have.Metric, mf.Metric...)
+				continue
+			}
+			byName[mf.GetName()] = mf
+		}
+	}
+	out := make([]*dto.MetricFamily, 0, len(byName))
+	for _, mf := range byName {
+		out = append(out, mf)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+// ScrapeSuccess builds prefork_worker_scrape_success: 1 per slot whose worker
+// answered this scrape, 0 per slot that was missing.
+func ScrapeSuccess(ok map[int]bool) *dto.MetricFamily {
+	mf := &dto.MetricFamily{
+		Name: proto.String(prometheus.BuildFQName(namespace, "", "worker_scrape_success")),
+		Help: proto.String("Whether the slot's worker answered this scrape within the gather timeout (0: its series are missing)."),
+		Type: dto.MetricType_GAUGE.Enum(),
+	}
+	slots := make([]int, 0, len(ok))
+	for s := range ok {
+		slots = append(slots, s)
+	}
+	sort.Ints(slots)
+	for _, s := range slots {
+		v := 0.0
+		if ok[s] {
+			v = 1
+		}
+		mf.Metric = append(mf.Metric, &dto.Metric{
+			Label: []*dto.LabelPair{{Name: proto.String(WorkerLabel), Value: proto.String(strconv.Itoa(s))}},
+			Gauge: &dto.Gauge{Value: proto.Float64(v)},
+		})
+	}
+	return mf
+}

@@ -1,0 +1,200 @@
+package worker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/prefork/prefork/loop"
+	"github.com/prefork/prefork/metrics"
+)
+
+// retireSettle is how long a retiring worker keeps accepting after the
+// master has steered new connections away: handshakes already under way
+// complete into this slot's queue within a round trip.
+const retireSettle = 300 * time.Millisecond
+
+// Run is the worker role: the process the master re-executes into. It reads
+// its Spec from the environment, checks the inherited fds, builds the
+// protocol handler with newHandler, and serves until the master says stop
+// or goes away. log is built from the Spec's log settings by the caller.
+func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
+	log = log.With("slot", spec.Slot, "gen", spec.Generation, "pid", os.Getpid())
+	ctl := FDControl
+	if err := checkFD(ctl, unix.SOCK_SEQPACKET, false); err != nil {
+		return fmt.Errorf("worker: control fd %d: %w", ctl, err)
+	}
+	// Close-on-exec for everything inherited, so nothing leaks into a program
+	// a handler might run.
+	if _, err := unix.FcntlInt(uintptr(ctl), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return os.NewSyscallError("fcntl F_SETFD", err)
+	}
+	if err := unix.SetNonblock(ctl, true); err != nil {
+		return os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+
+	h := newHandler()
+	var l *loop.Loop
+	l, err := loop.New(loop.Config{
+		Handler:      h,
+		IdleTimeout:  spec.IdleTimeout,
+		Logger:       log,
+		TickInterval: spec.Heartbeat,
+		// The heartbeat carries the open connection count (for STATUS=).
+		OnTick: func() { send(ctl, MsgHeartbeat+" "+strconv.Itoa(l.Conns())) },
+	})
+	if err != nil {
+		return err
+	}
+	reg := metrics.NewWorkerRegistry(func() metrics.Snapshot {
+		s := metrics.Snapshot{Stats: l.Stats(), Proto: spec.Proto}
+		if r, ok := h.(metrics.Requester); ok {
+			s.Requests = r.Requests()
+		}
+		return s
+	})
+	for i := range spec.Listeners {
+		fd := FDFirstListener + i
+		if err := checkFD(fd, unix.SOCK_STREAM, true); err != nil {
+			return fmt.Errorf("worker: listener fd %d (%s): %w", fd, spec.Listeners[i].Addr, err)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return os.NewSyscallError("fcntl F_SETFD", err)
+		}
+		if err := l.AddListener(fd, spec.Exclusive); err != nil {
+			return err
+		}
+	}
+
+	stopping := false
+	stop := func(how string) {
+		if stopping && how != MsgQuit {
+			return
+		}
+		stopping = true
+		log.Debug("stopping", "how", how)
+		switch how {
+		case MsgQuit:
+			l.Stop()
+		case MsgRetire:
+			l.AfterFunc(retireSettle, func() { l.Shutdown(spec.GracefulTimeout) })
+		default:
+			l.Shutdown(spec.GracefulTimeout)
+		}
+	}
+	var buf [512]byte
+	if err := l.Watch(ctl, func(uint32) {
+		for {
+			n, err := unix.Read(ctl, buf[:])
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return
+			case err != nil || n == 0:
+				// EOF or error: the master is gone. Workers never outlive it.
+				log.Warn("control socket closed: master gone, stopping now")
+				_ = l.Unwatch(ctl)
+				stop(MsgQuit)
+				return
+			}
+			msg := string(bytes.TrimSpace(buf[:n]))
+			if id, ok := strings.CutPrefix(msg, MsgMetrics+" "); ok {
+				// Gathered on the loop thread, so the snapshot reads the
+				// loop's counters with nothing running beside it.
+				sendMetrics(ctl, id, reg, log)
+				continue
+			}
+			switch msg {
+			case MsgStop, MsgQuit, MsgRetire:
+				stop(msg)
+			default:
+				log.Warn("unknown control message", "msg", msg)
+			}
+		}
+	}); err != nil {
+		return err
+	}
+
+	// Signals straight to a worker (a terminal's ^C reaches the whole process
+	// group) mean the same as from the master; the master decides the
+	// stop, so SIGINT/SIGQUIT are ignored here and SIGTERM is a graceful stop.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			l.Post(func() { stop(MsgStop) })
+		case <-l.Done():
+		}
+	}()
+
+	// The first turn of the loop runs this: the listeners are in the epoll set.
+	l.Post(func() { send(ctl, MsgReady) })
+	log.Debug("worker serving", "listeners", len(spec.Listeners))
+	if err := l.Run(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	log.Debug("worker stopped")
+	return nil
+}
+
+// send writes one control datagram. EAGAIN drops it: a master that does not
+// read its control socket will notice the missing heartbeats instead, and a
+// worker must never block on its master.
+func send(fd int, msg string) {
+	_, _ = unix.Write(fd, []byte(msg))
+}
+
+// sendMetrics answers a METRICS request: "METRICS <id>\n" and the encoded
+// registry, in one datagram.
+func sendMetrics(ctl int, id string, reg *prometheus.Registry, log *slog.Logger) {
+	body, err := metrics.Encode(reg)
+	if err != nil {
+		log.Warn("gathering metrics", "err", err)
+		return
+	}
+	msg := append([]byte(MsgMetrics+" "+id+"\n"), body...)
+	if _, err := unix.Write(ctl, msg); err != nil {
+		// EAGAIN: the master is not reading; it will report this slot
+		// missing from the scrape. EMSGSIZE: the socket buffer is too small.
+		log.Warn("sending metrics", "err", os.NewSyscallError("write", err), "bytes", len(msg))
+	}
+}
+
+// checkFD verifies that fd is an open socket of type typ (and, with
+// listening, in the listening state) so a mis-wired start fails loudly.
+func checkFD(fd, typ int, listening bool) error {
+	got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_TYPE", err)
+	}
+	if got != typ {
+		return fmt.Errorf("socket type %d, want %d", got, typ)
+	}
+	if listening {
+		acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err != nil {
+			return os.NewSyscallError("getsockopt SO_ACCEPTCONN", err)
+		}
+		if acc != 1 {
+			return errors.New("not a listening socket")
+		}
+	}
+	return nil
+}
+
+// ReadSpec reads the worker's Spec from its environment (and removes it).
+func ReadSpec() (Spec, error) { return readSpec() }
