@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Workers started with --user must be able to execute the binary.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	bin = filepath.Join(dir, "prefork")
 	out, err := exec.Command("go", "build", "-race", "-o", bin, "github.com/prefork/prefork/internal/testbin").CombinedOutput()
 	if err != nil {

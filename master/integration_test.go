@@ -484,3 +484,34 @@ func TestCLIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDropPrivileges: with --user/--group the workers run unprivileged while
+// the root master keeps the sockets.
+func TestDropPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only a root master can start workers as another user")
+	}
+	s := startServer(t, 2, "--user", "nobody", "--group", "nogroup")
+	for _, pid := range s.workerPIDs() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var uid, gid string
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				uid = f[1]
+			} else if len(f) > 1 && f[0] == "Gid:" {
+				gid = f[1]
+			}
+		}
+		if uid != "65534" || gid != "65534" {
+			t.Errorf("worker %d runs as uid %s gid %s, want 65534 (nobody/nogroup)", pid, uid, gid)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		if err := get(s.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
