@@ -63,6 +63,24 @@ func adoptListeners(mode Mode, fds []int) (*listeners, Mode, error) {
 	return ls, mode, nil
 }
 
+// asShared closes every socket the master opened itself and returns shared
+// mode listeners over the inherited ones.
+func (ls *listeners) asShared(inherited []int) *listeners {
+	keep := map[int]bool{}
+	for _, fd := range inherited {
+		keep[fd] = true
+	}
+	for k, fds := range ls.slots {
+		for _, fd := range fds {
+			if !keep[fd] {
+				_ = closeFD(fd)
+			}
+		}
+		delete(ls.slots, k)
+	}
+	return &listeners{mode: ModeShared, addrs: ls.addrs, shared: inherited, slots: map[int][]int{}}
+}
+
 func openListeners(mode Mode, addrs []string) (*listeners, error) {
 	ls := &listeners{mode: mode, slots: map[int][]int{}}
 	for _, a := range addrs {

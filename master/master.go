@@ -134,6 +134,17 @@ func New(cfg Config) (*Master, error) {
 		}
 		if cfg.Mode != mode {
 			cfg.Logger.Warn("inherited sockets lack SO_REUSEPORT (ReusePort=yes in the .socket unit): using shared mode")
+		} else if cfg.Mode == ModeReusePort {
+			// Try to join the inherited socket's group now: Linux refuses a
+			// socket of another user (systemd made the socket as root).
+			for k := 1; k < cfg.Workers; k++ {
+				if _, err = ls.forSlot(k); err != nil {
+					cfg.Logger.Warn("cannot add per-slot sockets to the inherited reuseport socket's group: using shared mode", "err", err)
+					ls = ls.asShared(cfg.Inherited)
+					cfg.Mode = ModeShared
+					break
+				}
+			}
 		}
 	} else if ls, err = openListeners(cfg.Mode, cfg.Addrs); err != nil {
 		return nil, err

@@ -315,6 +315,11 @@ func TestSocketActivation(t *testing.T) {
 	if !strings.Contains(logs.String(), "socket activation: adopting listeners") {
 		t.Errorf("the master did not say it adopted the socket")
 	}
+	// systemd-socket-activate's socket has no SO_REUSEPORT: the default
+	// reuseport mode must fall back to shared and say so.
+	if !strings.Contains(logs.String(), "using shared mode") {
+		t.Errorf("the master did not fall back to shared mode for a socket without SO_REUSEPORT")
+	}
 }
 
 // lockedBuffer is a bytes.Buffer a child process writes while the test reads.
