@@ -563,9 +563,6 @@ func (m *Master) onTick() {
 			_ = unix.Kill(p.pid, unix.SIGABRT)
 			p.abortAt = now
 			p.hung = true
-			if p.state == stateStopping {
-				p.state = stateStarting // count its exit as a crash only if it was serving
-			}
 		}
 	}
 }
