@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,6 +141,17 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 		case <-l.Done():
 		}
 	}()
+
+	// PREFORK_WORKER_CPUPROFILE=DIR: profile the worker until it stops
+	// gracefully (for benchmarks: go tool pprof DIR/worker-*.pprof).
+	if dir := os.Getenv("PREFORK_WORKER_CPUPROFILE"); dir != "" {
+		path := fmt.Sprintf("%s/worker-%d-%d.pprof", dir, spec.Slot, os.Getpid())
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 
 	// The first turn of the loop runs this: the listeners are in the epoll set.
 	l.Post(func() { send(ctl, MsgReady) })
