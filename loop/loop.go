@@ -344,14 +344,27 @@ func (l *Loop) Run() error {
 	defer l.closeAll()
 
 	l.updateNow()
+	busy := false
 	for !l.done {
-		n, err := unix.EpollWait(l.epfd, l.events, l.waitTimeout())
+		// After a turn that had work, poll without blocking (and without the
+		// scheduler's syscall bookkeeping, see sys.go): under load more events
+		// are usually ready, and the loop does not go to sleep between them.
+		// Only after an empty poll does it block, until the next timer.
+		timeout := l.waitTimeout()
+		if busy {
+			timeout = 0
+		}
+		n, err := epollWait(l.epfd, l.events, timeout)
 		if err != nil {
 			if err == unix.EINTR { // a signal (the Go scheduler's SIGURG, say) cut the wait short
 				continue
 			}
 			return os.NewSyscallError("epoll_wait", err)
 		}
+		if n == 0 && busy {
+			l.stats.EmptyPolls++
+		}
+		busy = n > 0
 		l.updateNow()
 		l.stats.Wakeups++
 		l.stats.Events += uint64(n)

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -11,21 +12,55 @@ import (
 // retrying is always correct for these calls) and leaves other errnos to the
 // caller, which decides per errno; errors that leave the loop are wrapped with
 // the call's name by os.NewSyscallError.
+//
+// read, write, accept4 and a zero-timeout epoll_wait never block here (every
+// fd is non-blocking), so they go through unix.RawSyscall: it skips the Go
+// scheduler's entersyscall/exitsyscall. With unix.Syscall the runtime marks
+// the loop's P as "in a syscall" for every call, and its monitor thread
+// (sysmon) hands the P to another thread when a call looks slow, then the
+// loop takes it back: measured under keep-alive load that cost 0.8 futex and
+// 0.8 nanosleep calls per request. Only a blocking epoll_wait tells the
+// runtime, so the P can serve others while the loop sleeps.
+
+var zero uintptr
+
+func bufPtr(p []byte) unsafe.Pointer {
+	if len(p) == 0 {
+		return unsafe.Pointer(&zero)
+	}
+	return unsafe.Pointer(&p[0])
+}
+
+func errnoErr(e unix.Errno) error {
+	switch e {
+	case 0:
+		return nil
+	case unix.EAGAIN:
+		return unix.EAGAIN // the common case, without boxing a new interface value
+	}
+	return e
+}
 
 func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, p)
-		if err != unix.EINTR {
-			return n, err
+		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(bufPtr(p)), uintptr(len(p)))
+		if e != unix.EINTR {
+			if e != 0 {
+				return 0, errnoErr(e)
+			}
+			return int(n), nil
 		}
 	}
 }
 
 func writeFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Write(fd, p)
-		if err != unix.EINTR {
-			return n, err
+		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(bufPtr(p)), uintptr(len(p)))
+		if e != unix.EINTR {
+			if e != 0 {
+				return 0, errnoErr(e)
+			}
+			return int(n), nil
 		}
 	}
 }
@@ -35,7 +70,7 @@ func writeFD(fd int, p []byte) (int, error) {
 // unix.Accept4 would allocate a Sockaddr per connection.
 func accept4(fd int) (int, error) {
 	for {
-		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0,
+		nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0,
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if errno == 0 {
 			return int(nfd), nil
@@ -44,6 +79,20 @@ func accept4(fd int) (int, error) {
 			return -1, errno
 		}
 	}
+}
+
+// epollWait waits for events. A zero timeout polls without blocking (raw);
+// any other blocks, through the scheduler-aware unix.EpollWait.
+func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	if msec != 0 {
+		return unix.EpollWait(epfd, events, msec)
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
