@@ -30,7 +30,7 @@ type httpServer struct {
 func (m *Master) newHTTPServer(addr string) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
+		return nil, fmt.Errorf("metrics listener: %w (choose another with --metrics-listen, or disable it with --metrics-listen '')", err)
 	}
 	mux := http.NewServeMux()
 	gatherers := prometheus.Gatherers{m.metrics.Registry, prometheus.GathererFunc(m.gatherWorkers)}
