@@ -38,7 +38,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "prefork")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, "github.com/prefork/prefork/internal/testbin").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "github.com/prefork/prefork/internal/testbin")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building the test binary: %v\n%s", err, out)
 		os.Exit(1)
