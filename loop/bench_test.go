@@ -1,7 +1,6 @@
 package loop_test
 
 import (
-	"net"
 	"strconv"
 	"testing"
 
@@ -11,26 +10,6 @@ import (
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/echo"
 )
-
-// rawDial connects a blocking socket with plain system calls, so a benchmark
-// client adds no allocations of its own to what -benchmem reports.
-func rawDial(b *testing.B, addr string) int {
-	b.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	sa := &unix.SockaddrInet4{Port: p}
-	copy(sa.Addr[:], net.ParseIP(host).To4())
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := unix.Connect(fd, sa); err != nil {
-		b.Fatal(err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	b.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
 
 func readFull(b *testing.B, fd int, buf []byte) {
 	for n := 0; n < len(buf); {
@@ -50,7 +29,7 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 	for _, depth := range []int{1, 16} {
 		b.Run("inflight="+strconv.Itoa(depth), func(b *testing.B) {
 			addr, _ := looptest.Start(b, loop.Config{Handler: echo.New()})
-			fd := rawDial(b, addr)
+			fd := looptest.DialRaw(b, addr)
 			msg := make([]byte, 128*depth)
 			buf := make([]byte, len(msg))
 			b.SetBytes(int64(len(msg)))

@@ -44,21 +44,9 @@ func adoptListeners(mode Mode, fds []int) (*listeners, Mode, error) {
 		if err != nil || acc != 1 {
 			return nil, mode, fmt.Errorf("inherited fd %d is not a listening socket", fd)
 		}
-		bound, err := reuseport.BoundAddr(fd)
-		if err != nil {
+		if err := ls.add(fd); err != nil {
 			return nil, mode, err
 		}
-		ls.addrs = append(ls.addrs, bound)
-		if mode == ModeShared {
-			ls.shared = append(ls.shared, fd)
-			continue
-		}
-		g := &reuseport.Group{}
-		if err := g.Add(fd); err != nil {
-			return nil, mode, err
-		}
-		ls.groups = append(ls.groups, g)
-		ls.slots[0] = append(ls.slots[0], fd)
 	}
 	return ls, mode, nil
 }
@@ -89,26 +77,35 @@ func openListeners(mode Mode, addrs []string) (*listeners, error) {
 			ls.closeAll()
 			return nil, err
 		}
-		bound, err := reuseport.BoundAddr(fd)
-		if err != nil {
+		if err := ls.add(fd); err != nil {
+			_ = closeFD(fd)
 			ls.closeAll()
 			return nil, err
 		}
-		ls.addrs = append(ls.addrs, bound)
-		if mode == ModeShared {
-			ls.shared = append(ls.shared, fd)
-			continue
-		}
-		// The first socket of each address becomes slot 0's.
-		g := &reuseport.Group{}
-		if err := g.Add(fd); err != nil {
-			ls.closeAll()
-			return nil, err
-		}
-		ls.groups = append(ls.groups, g)
-		ls.slots[0] = append(ls.slots[0], fd)
 	}
 	return ls, nil
+}
+
+// add records a listening socket of a new address: the shared socket, or in
+// reuseport mode the first member of the address's group, slot 0's socket.
+func (ls *listeners) add(fd int) error {
+	bound, err := reuseport.BoundAddr(fd)
+	if err != nil {
+		return err
+	}
+	if ls.mode == ModeShared {
+		ls.addrs = append(ls.addrs, bound)
+		ls.shared = append(ls.shared, fd)
+		return nil
+	}
+	g := &reuseport.Group{}
+	if err := g.Add(fd); err != nil {
+		return err
+	}
+	ls.addrs = append(ls.addrs, bound)
+	ls.groups = append(ls.groups, g)
+	ls.slots[0] = append(ls.slots[0], fd)
+	return nil
 }
 
 // forSlot returns the fds worker slot k inherits, opening the slot's

@@ -3,8 +3,12 @@
 package looptest
 
 import (
+	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/reuseport"
@@ -44,4 +48,29 @@ func Start(t testing.TB, cfg loop.Config) (string, *loop.Loop) {
 		}
 	})
 	return addr, l
+}
+
+// DialRaw connects a blocking TCP socket to addr ("127.0.0.1:port") with plain
+// system calls and returns its fd, closed when the test ends. A benchmark
+// client built on it allocates nothing, so -benchmem shows the server's
+// allocations alone.
+func DialRaw(t testing.TB, addr string) int {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	sa := &unix.SockaddrInet4{Port: p}
+	copy(sa.Addr[:], net.ParseIP(host).To4())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, sa); err != nil {
+		t.Fatal(err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	return fd
 }

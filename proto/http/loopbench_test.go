@@ -2,7 +2,6 @@ package http
 
 import (
 	"bytes"
-	"net"
 	"strconv"
 	"testing"
 
@@ -20,18 +19,7 @@ func BenchmarkLoopbackKeepAlive(b *testing.B) {
 	for _, depth := range []int{1, 16} {
 		b.Run("pipeline="+strconv.Itoa(depth), func(b *testing.B) {
 			addr, _ := looptest.Start(b, loop.Config{Handler: New(Options{})})
-			host, port, _ := net.SplitHostPort(addr)
-			p, _ := strconv.Atoi(port)
-			sa := &unix.SockaddrInet4{Port: p}
-			copy(sa.Addr[:], net.ParseIP(host).To4())
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Close(fd)
-			if err := unix.Connect(fd, sa); err != nil {
-				b.Fatal(err)
-			}
+			fd := looptest.DialRaw(b, addr)
 			req := bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"), depth)
 			buf := make([]byte, 64<<10)
 			suffix := []byte(Body)
