@@ -515,3 +515,67 @@ func TestDropPrivileges(t *testing.T) {
 		}
 	}
 }
+
+// TestPID1ReapsOrphans runs the master as PID 1 of a new PID namespace
+// (unshare) with workers that orphan a child and exit: the orphans are
+// re-parented to the master, which must reap them (no zombie stays).
+func TestPID1ReapsOrphans(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creating a PID namespace (unshare --pid) is privileged")
+	}
+	unshare := requireTool(t, "unshare", "util-linux")
+	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", "--mount-proc", bin, "serve", "--workers", "1",
+		"--proto", "orphan", "--listen", "127.0.0.1:0", "--metrics-listen", "")
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	var master int
+	defer func() {
+		if master != 0 {
+			_ = unix.Kill(master, unix.SIGKILL) // PID 1 of the namespace: everything in it dies with it
+		}
+		_ = unix.Kill(cmd.Process.Pid, unix.SIGKILL) // unshare --kill-child: SIGKILLs its child too
+		<-done
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	}()
+	waitFor(t, "the master inside the namespace", 10*time.Second, func() bool {
+		kids := childrenOf(cmd.Process.Pid, false)
+		if len(kids) == 1 {
+			master = kids[0]
+		}
+		return master != 0
+	})
+	// Watch the master's children for two seconds: orphaned sleeps must show
+	// up as its children (proof the scenario happens) and never stay zombies.
+	adopted := map[int]bool{}
+	zombieSince := map[int]time.Time{}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, pid := range childrenOf(master, true) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if strings.TrimSpace(string(comm)) != "sleep" {
+				continue
+			}
+			adopted[pid] = true
+			if procState(pid) == "Z" {
+				if _, ok := zombieSince[pid]; !ok {
+					zombieSince[pid] = time.Now()
+				}
+				if time.Since(zombieSince[pid]) > 500*time.Millisecond {
+					t.Fatalf("orphan %d is a zombie child of the PID 1 master for over 500ms: not reaped", pid)
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(adopted) == 0 {
+		t.Fatal("no orphan was re-parented to the master: the test proves nothing")
+	}
+	t.Logf("%d orphans adopted and reaped", len(adopted))
+}

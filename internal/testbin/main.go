@@ -4,11 +4,14 @@
 //	hang   echo, except that input containing "hang" blocks the loop forever
 //	       (no more heartbeats: the master must abort and replace the worker)
 //	crash  the worker exits with status 3 as it starts (a crash loop)
+//	orphan the worker starts `sleep 0.2` and exits at once, orphaning it:
+//	       a master running as PID 1 must reap it
 package main
 
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"time"
 
 	"github.com/prefork/prefork/app"
@@ -29,5 +32,10 @@ func main() {
 	app.Main(
 		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func() loop.Handler { return hang{echo.New()} }},
 		app.Protocol{Name: "crash", Usage: "exits at start", New: func() loop.Handler { os.Exit(3); return nil }},
+		app.Protocol{Name: "orphan", Usage: "orphans a child and exits at start", New: func() loop.Handler {
+			_ = exec.Command("sleep", "0.2").Start()
+			os.Exit(3)
+			return nil
+		}},
 	)
 }
