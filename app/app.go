@@ -124,7 +124,7 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.StringFlag{Name: "pidfile", EnvVars: env("PIDFILE"),
 				Usage: "write the master's pid here (atomically; removed on exit)"},
 			&cli.StringFlag{Name: "admin-socket", EnvVars: env("ADMIN_SOCKET"),
-				Usage:       "unix socket answering `prefork status`",
+				Usage:       "unix socket answering prefork status",
 				DefaultText: "PIDFILE.sock when --pidfile is set"},
 			&cli.StringFlag{Name: "user", EnvVars: env("USER"),
 				Usage: "run workers as this user (the master must be root; it keeps the sockets)"},
