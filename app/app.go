@@ -126,6 +126,8 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.StringFlag{Name: "admin-socket", EnvVars: env("ADMIN_SOCKET"),
 				Usage:       "unix socket answering prefork status",
 				DefaultText: "PIDFILE.sock when --pidfile is set"},
+			&cli.BoolFlag{Name: "cpu-affinity", EnvVars: env("CPU_AFFINITY"),
+				Usage: "pin worker slot k's loop thread to the k-th usable CPU"},
 			&cli.StringFlag{Name: "user", EnvVars: env("USER"),
 				Usage: "run workers as this user (the master must be root; it keeps the sockets)"},
 			&cli.StringFlag{Name: "group", EnvVars: env("GROUP"),
@@ -191,6 +193,7 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 				MetricsListen:   c.String("metrics-listen"),
 				AdminSocket:     admin,
 				User:            c.String("user"),
+				CPUAffinity:     c.Bool("cpu-affinity"),
 				Group:           c.String("group"),
 				Logger:          log,
 			})

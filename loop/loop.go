@@ -60,6 +60,10 @@ type Config struct {
 
 	// Logger for rare events (accept errors). Default slog.Default().
 	Logger *slog.Logger
+
+	// CPU, if not nil, pins the loop's thread to that CPU
+	// (sched_setaffinity on the thread Run locks).
+	CPU *int
 }
 
 func (cfg *Config) setDefaults() {
@@ -341,6 +345,14 @@ func (l *Loop) Run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(l.runDone)
+	if l.cfg.CPU != nil {
+		var set unix.CPUSet
+		set.Set(*l.cfg.CPU)
+		// pid 0: the calling thread, which LockOSThread keeps for this loop.
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			l.log.Warn("cannot pin the loop's thread", "cpu", *l.cfg.CPU, "err", os.NewSyscallError("sched_setaffinity", err))
+		}
+	}
 	defer l.closeAll()
 
 	l.updateNow()

@@ -49,6 +49,9 @@ type Config struct {
 	ScrapeTimeout time.Duration
 	AdminSocket   string // unix socket for `prefork status` ("" none)
 	User, Group   string // workers run as this user/group (master must be root)
+	// CPUAffinity pins worker slot k's loop thread to the k-th CPU the
+	// master may use (modulo their number).
+	CPUAffinity bool
 
 	// Exe is the binary workers run (default /proc/self/exe) and WorkerArgs
 	// its arguments (default ["worker"]).
@@ -139,6 +142,21 @@ func UsableCPUs() int {
 		n = int(math.Ceil(q))
 	}
 	return max(n, 1)
+}
+
+// allowedCPUs lists the CPUs in this process's affinity mask.
+func allowedCPUs() []int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil
+	}
+	var cpus []int
+	for i := 0; i < len(set)*64; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus
 }
 
 // cgroupQuota reads the CPU quota of this process's cgroup v2 ("max" or no

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -578,4 +579,36 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		t.Fatal("no orphan was re-parented to the master: the test proves nothing")
 	}
 	t.Logf("%d orphans adopted and reaped", len(adopted))
+}
+
+// TestCPUAffinity: with --cpu-affinity, worker slot k's loop thread is pinned
+// to the k-th usable CPU (and only that thread).
+func TestCPUAffinity(t *testing.T) {
+	s := startServer(t, 2, "--cpu-affinity")
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for i := 0; i < 1024; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	for slot, pid := range s.readyWorkers() {
+		want := strconv.Itoa(cpus[slot%len(cpus)])
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		pinned := 0
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) == want {
+					pinned++
+				}
+			}
+		}
+		if len(cpus) > 1 && pinned != 1 {
+			t.Errorf("slot %d (pid %d): %d threads pinned to CPU %s, want 1 (the loop's)", slot, pid, pinned, want)
+		}
+	}
 }

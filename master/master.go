@@ -376,6 +376,12 @@ func (m *Master) startWorker(s *slot) *proc {
 		LogFormat:       m.cfg.LogFormat,
 		LogLevel:        m.cfg.LogLevel,
 	}
+	if m.cfg.CPUAffinity {
+		if cpus := allowedCPUs(); len(cpus) > 0 {
+			cpu := cpus[s.index%len(cpus)]
+			spec.CPU = &cpu
+		}
+	}
 	pid, ctl, err := m.spawner.start(&m.cfg, spec, fds)
 	if err != nil {
 		m.log.Error("cannot start worker", "slot", s.index, "err", err)

@@ -35,8 +35,10 @@ type Spec struct {
 	IdleTimeout     time.Duration `json:"idle_timeout"`
 	GracefulTimeout time.Duration `json:"graceful_timeout"`
 	Heartbeat       time.Duration `json:"heartbeat"`
-	LogFormat       string        `json:"log_format"`
-	LogLevel        string        `json:"log_level"`
+	// CPU pins the worker's loop thread (--cpu-affinity); nil: not pinned.
+	CPU       *int   `json:"cpu,omitempty"`
+	LogFormat string `json:"log_format"`
+	LogLevel  string `json:"log_level"`
 }
 
 // Listener describes one inherited listening socket.

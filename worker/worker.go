@@ -53,6 +53,7 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 		TickInterval: spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).
 		OnTick: func() { send(ctl, MsgHeartbeat+" "+strconv.Itoa(l.Conns())) },
+		CPU:    spec.CPU,
 	})
 	if err != nil {
 		return err
