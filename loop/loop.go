@@ -147,7 +147,8 @@ type Loop struct {
 	bufFree   [][]byte
 
 	base    time.Time
-	now     int64 // nanoseconds since base, updated once per turn
+	now     int64 // nanoseconds since base at the start of the turn
+	endNow  int64 // ... and at its end, for the next epoll_wait's timeout
 	wallNow time.Time
 
 	// tasksMu guards tasks, woken and wakeClosed: Post runs on any
@@ -356,15 +357,16 @@ func (l *Loop) Run() error {
 	defer l.closeAll()
 
 	l.updateNow()
+	l.endNow = l.now
 	busy := false
 	for !l.done {
 		// After a turn that had work, poll without blocking (and without the
 		// scheduler's syscall bookkeeping, see sys.go): under load more events
 		// are usually ready, and the loop does not go to sleep between them.
 		// Only after an empty poll does it block, until the next timer.
-		timeout := l.waitTimeout()
-		if busy {
-			timeout = 0
+		timeout := 0
+		if !busy {
+			timeout = l.waitTimeout()
 		}
 		n, err := epollWait(l.epfd, l.events, timeout)
 		if err != nil {
@@ -406,7 +408,9 @@ func (l *Loop) Run() error {
 		if l.draining && l.nconns == 0 {
 			l.done = true
 		}
-		turn := time.Since(l.wallNow)
+		end := time.Now()
+		turn := end.Sub(l.wallNow)
+		l.endNow = int64(end.Sub(l.base))
 		l.stats.TurnNanosSum += uint64(turn)
 		l.stats.TurnNanos[bucketNanos(turn)]++
 	}
@@ -423,7 +427,7 @@ func (l *Loop) waitTimeout() int {
 	if len(l.timers) == 0 {
 		return -1
 	}
-	d := l.timers[0].when - int64(time.Since(l.base))
+	d := l.timers[0].when - l.endNow
 	if d <= 0 {
 		return 0
 	}
