@@ -142,6 +142,15 @@ func TestMetricsRestartAndMissing(t *testing.T) {
 		}
 		c.Close()
 	}
+	// Wait until the workers have accepted all ten: a connection still in
+	// slot 0's queue when its worker dies is (rightly) accepted by the
+	// replacement, and would count there.
+	waitFor(t, "the ten connections to be accepted", 10*time.Second, func() bool {
+		_, body := httpGet(t, "http://"+s.metricsAddr+"/metrics")
+		a0, _ := sample(t, body, "prefork_connections_accepted_total", `{worker="0"}`)
+		a1, _ := sample(t, body, "prefork_connections_accepted_total", `{worker="1"}`)
+		return a0+a1 == 10
+	})
 	victim := s.readyWorkers()[0]
 	_ = unix.Kill(victim, unix.SIGKILL)
 	waitFor(t, "slot 0 replaced", 10*time.Second, func() bool {
