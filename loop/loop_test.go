@@ -19,22 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// onLoop runs fn on l's thread and waits for it.
-func onLoop[T any](t testing.TB, l *loop.Loop, fn func() T) T {
-	t.Helper()
-	ch := make(chan T, 1)
-	l.Post(func() { ch <- fn() })
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("loop did not run a posted task within 10s")
-		panic("unreachable")
-	}
-}
-
 func statsOf(t testing.TB, l *loop.Loop) loop.Stats {
-	return onLoop(t, l, l.Stats)
+	return looptest.OnLoop(t, l, l.Stats)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -316,7 +302,7 @@ func TestShutdownDeadline(t *testing.T) {
 func TestTimersAndPost(t *testing.T) {
 	_, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	fired := make(chan int, 10)
-	onLoop(t, l, func() bool {
+	looptest.OnLoop(t, l, func() bool {
 		l.AfterFunc(60*time.Millisecond, func() { fired <- 3 })
 		l.AfterFunc(20*time.Millisecond, func() { fired <- 1 })
 		tm := l.AfterFunc(40*time.Millisecond, func() { fired <- 2 })
@@ -389,7 +375,7 @@ func TestFDsCloseOnExec(t *testing.T) {
 	addr, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	dial(t, addr)
 	waitFor(t, "accept", func() bool { return statsOf(t, l).Active == 1 })
-	bad := onLoop(t, l, func() []string {
+	bad := looptest.OnLoop(t, l, func() []string {
 		var bad []string
 		checked := 0
 		for fd, link := range openFDs() {

@@ -288,25 +288,7 @@ func TestSocketActivation(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(tool, "-l", addr, bin, "serve", "--workers", "2", "--metrics-listen", "", "--log-format", "json")
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(unix.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	}()
+	logs := startTool(t, cmd)
 	// systemd-socket-activate listens at once and starts the server on the
 	// first connection, which waits in the adopted socket's queue.
 	waitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
@@ -329,6 +311,33 @@ func TestSocketActivation(t *testing.T) {
 	if !strings.Contains(logs.String(), "using shared mode") {
 		t.Errorf("the master did not fall back to shared mode for a socket without SO_REUSEPORT")
 	}
+}
+
+// startTool starts an external program with its output captured, and stops
+// it when the test ends (SIGTERM, SIGKILL after 10 s), printing its output if
+// the test failed.
+func startTool(t testing.TB, cmd *exec.Cmd) *lockedBuffer {
+	t.Helper()
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(unix.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", cmd.Path, logs.String())
+		}
+	})
+	return logs
 }
 
 // lockedBuffer is a bytes.Buffer a child process writes while the test reads.
@@ -407,25 +416,7 @@ func TestPrometheusServerScrape(t *testing.T) {
 	web := freePort(t)
 	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+web)
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(unix.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prometheus logs:\n%s", logs.String())
-		}
-	}()
+	startTool(t, cmd)
 	query := "http://" + web + "/api/v1/query?query=" + "sum+by+(worker)(prefork_requests_total)"
 	var body string
 	waitFor(t, "Prometheus to have scraped every worker", 60*time.Second, func() bool {

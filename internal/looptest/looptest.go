@@ -74,3 +74,19 @@ func DialRaw(t testing.TB, addr string) int {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return fd
 }
+
+// OnLoop runs fn on l's thread (through Post) and returns its result; loop
+// state such as Stats or a handler's counters may only be read there.
+func OnLoop[T any](t testing.TB, l *loop.Loop, fn func() T) T {
+	t.Helper()
+	ch := make(chan T, 1)
+	l.Post(func() { ch <- fn() })
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not run a posted task within 10s")
+		var zero T
+		return zero
+	}
+}

@@ -59,15 +59,7 @@ func exchange(t *testing.T, c net.Conn, req []byte, want string) {
 // requests reads the handler's counter on the loop's thread.
 func requests(t *testing.T, l *loop.Loop, h *calc.Handler) uint64 {
 	t.Helper()
-	ch := make(chan uint64, 1)
-	l.Post(func() { ch <- h.Requests() })
-	select {
-	case n := <-ch:
-		return n
-	case <-time.After(ioTimeout):
-		t.Fatal("loop did not run a posted task")
-		return 0
-	}
+	return looptest.OnLoop(t, l, h.Requests)
 }
 
 // mixedFrames returns n request frames of every kind and the responses the

@@ -74,18 +74,10 @@ func expectEOF(t *testing.T, br *bufio.Reader) {
 	}
 }
 
-// requests asks the loop, on its thread, how many responses h has written.
+// requests reads the handler's counter on the loop's thread.
 func requests(t *testing.T, l *loop.Loop, h *Handler) uint64 {
 	t.Helper()
-	ch := make(chan uint64, 1)
-	l.Post(func() { ch <- h.Requests() })
-	select {
-	case n := <-ch:
-		return n
-	case <-time.After(ioTimeout):
-		t.Fatal("loop did not run the posted task")
-		return 0
-	}
+	return looptest.OnLoop(t, l, h.Requests)
 }
 
 func TestLoopbackKeepAlive(t *testing.T) {
