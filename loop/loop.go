@@ -358,19 +358,33 @@ func (l *Loop) Run() error {
 
 	l.updateNow()
 	l.endNow = l.now
-	busy := false
+	busy, hot := false, false
 	for !l.done {
 		// After a turn that had work, poll without blocking (and without the
 		// scheduler's syscall bookkeeping, see sys.go): under load more events
 		// are usually ready, and the loop does not go to sleep between them.
-		// Only after an empty poll does it block, until the next timer.
-		timeout := 0
+		// Only after an empty poll does it block, until the next timer. While
+		// the loop is hot (its last blocking wait ended with events) that
+		// wait is raw too, for at most hotWait; one that times out empty
+		// makes the loop cold, and the next wait goes through the scheduler.
+		timeout, raw := 0, true
 		if !busy {
 			timeout = l.waitTimeout()
+			if timeout != 0 {
+				raw = hot
+				if raw && (timeout < 0 || timeout > hotWaitMillis) {
+					timeout = hotWaitMillis
+				}
+			}
 		}
-		n, err := epollWait(l.epfd, l.events, timeout)
+		n, err := epollWait(l.epfd, l.events, timeout, raw)
 		if err != nil {
-			if err == unix.EINTR { // a signal (the Go scheduler's SIGURG, say) cut the wait short
+			if err == unix.EINTR {
+				// A signal cut the wait short. During a raw wait that is
+				// how the runtime asks for this goroutine (SIGURG, to
+				// preempt it or stop the world); yielding here gives it a
+				// safe point at once rather than at some later call.
+				runtime.Gosched()
 				continue
 			}
 			return os.NewSyscallError("epoll_wait", err)
@@ -379,6 +393,9 @@ func (l *Loop) Run() error {
 			l.stats.EmptyPolls++
 		}
 		busy = n > 0
+		if timeout != 0 {
+			hot = n > 0
+		}
 		l.updateNow()
 		l.stats.Wakeups++
 		l.stats.Events += uint64(n)
@@ -416,6 +433,11 @@ func (l *Loop) Run() error {
 	}
 	return l.err
 }
+
+// hotWaitMillis bounds a raw blocking epoll_wait (see Run): long enough to
+// span the gaps between requests under load, short enough that an idle loop
+// soon blocks where the scheduler can see it.
+const hotWaitMillis = 10
 
 // waitTimeout returns epoll_wait's timeout in milliseconds: 0 while
 // connections wait on the ready list, until the next timer otherwise

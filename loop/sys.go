@@ -16,11 +16,19 @@ import (
 // read, write, accept4 and a zero-timeout epoll_wait never block here (every
 // fd is non-blocking), so they go through unix.RawSyscall: it skips the Go
 // scheduler's entersyscall/exitsyscall. With unix.Syscall the runtime marks
-// the loop's P as "in a syscall" for every call, and its monitor thread
-// (sysmon) hands the P to another thread when a call looks slow, then the
-// loop takes it back: measured under keep-alive load that cost 0.8 futex and
-// 0.8 nanosleep calls per request. Only a blocking epoll_wait tells the
-// runtime, so the P can serve others while the loop sleeps.
+// the loop's goroutine as "in a syscall" for every call, and its monitor
+// thread (sysmon) hands the P to another thread when a call looks slow, then
+// the loop takes it back: measured under keep-alive load that cost 0.8 futex
+// and 0.8 nanosleep calls per request.
+//
+// A blocking epoll_wait is raw too while the loop is hot (see Loop.Run): the
+// waits are short, and telling the scheduler about each one woke sysmon about
+// twice per hundred requests, each wake-up a context switch and a futex on a
+// core the load generator needs. The runtime still gets the thread when it
+// wants it: to stop the world or preempt, it signals the thread (SIGURG), the
+// wait returns EINTR, and the loop yields (Loop.Run). A cold loop blocks
+// through unix.EpollWait, so an idle worker lets sysmon sleep and is not
+// signalled every 10 ms for running too long.
 
 var zero uintptr
 
@@ -81,14 +89,15 @@ func accept4(fd int) (int, error) {
 	}
 }
 
-// epollWait waits for events. A zero timeout polls without blocking (raw);
-// any other blocks, through the scheduler-aware unix.EpollWait.
-func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
-	if msec != 0 {
+// epollWait waits for events, at most msec milliseconds (-1: forever, 0: a
+// poll). raw makes the call without telling the scheduler (see above); the
+// caller keeps raw waits short.
+func epollWait(epfd int, events []unix.EpollEvent, msec int, raw bool) (int, error) {
+	if !raw {
 		return unix.EpollWait(epfd, events, msec)
 	}
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), 0, 0, 0)
+		uintptr(len(events)), uintptr(msec), 0, 0)
 	if e != 0 {
 		return 0, e
 	}
