@@ -127,7 +127,7 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 				Usage:       "unix socket answering prefork status",
 				DefaultText: "PIDFILE.sock when --pidfile is set"},
 			&cli.BoolFlag{Name: "cpu-affinity", EnvVars: env("CPU_AFFINITY"),
-				Usage: "pin worker slot k's loop thread to the k-th usable CPU"},
+				Usage: "pin worker slot k (the whole process) to the k-th usable CPU"},
 			&cli.StringFlag{Name: "user", EnvVars: env("USER"),
 				Usage: "run workers as this user (the master must be root; it keeps the sockets)"},
 			&cli.StringFlag{Name: "group", EnvVars: env("GROUP"),

@@ -1,7 +1,8 @@
-// Package loop is a Reactor: one epoll set served by one goroutine locked to
-// its OS thread. Each prefork worker process runs exactly one; nothing in it is
-// shared with another loop or another process, so it needs no locks on its hot
-// path. Every system call goes through golang.org/x/sys/unix.
+// Package loop is a Reactor: one epoll set served by one goroutine (the loop's
+// "thread" in these docs). Each prefork worker process runs exactly one, with
+// GOMAXPROCS=1 unless told otherwise; nothing in it is shared with another
+// loop or another process, so it needs no locks on its hot path. Every system
+// call goes through golang.org/x/sys/unix.
 //
 // # What is registered, and how
 //
@@ -28,6 +29,13 @@
 //     call watch callbacks.
 //  3. Serve the ready list: connections whose read budget ran out last turn.
 //  4. Run due timers.
+//  5. Every 4 ms, yield to the Go scheduler (runtime.Gosched): other
+//     goroutines get their turn, and the runtime never has to preempt the
+//     loop with a signal.
+//
+// The wait in step 1 is made without the Go scheduler's syscall bookkeeping
+// (RawSyscall) while the loop is busy, and bounded to 10 ms; a loop that went
+// quiet blocks through the scheduler, so an idle worker costs nothing.
 //
 // # The life of a connection
 //

@@ -584,8 +584,9 @@ func TestPID1ReapsOrphans(t *testing.T) {
 	t.Logf("%d orphans adopted and reaped", len(adopted))
 }
 
-// TestCPUAffinity: with --cpu-affinity, worker slot k's loop thread is pinned
-// to the k-th usable CPU (and only that thread).
+// TestCPUAffinity: with --cpu-affinity, worker slot k is pinned to the k-th
+// usable CPU: every thread of the process, since its loop's goroutine may run
+// on any of them.
 func TestCPUAffinity(t *testing.T) {
 	s := startServer(t, 2, "--cpu-affinity")
 	var set unix.CPUSet
@@ -601,17 +602,21 @@ func TestCPUAffinity(t *testing.T) {
 	for slot, pid := range s.readyWorkers() {
 		want := strconv.Itoa(cpus[slot%len(cpus)])
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-		pinned := 0
+		pinned, others := 0, 0
 		for _, f := range tasks {
 			b, _ := os.ReadFile(f)
 			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) == want {
-					pinned++
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+					if strings.TrimSpace(v) == want {
+						pinned++
+					} else {
+						others++
+					}
 				}
 			}
 		}
-		if len(cpus) > 1 && pinned != 1 {
-			t.Errorf("slot %d (pid %d): %d threads pinned to CPU %s, want 1 (the loop's)", slot, pid, pinned, want)
+		if len(cpus) > 1 && (pinned == 0 || others != 0) {
+			t.Errorf("slot %d (pid %d): %d threads pinned to CPU %s and %d elsewhere, want all on %s", slot, pid, pinned, want, others, want)
 		}
 	}
 }

@@ -98,6 +98,10 @@ func TestMetricsScrape(t *testing.T) {
 		if v, _ := sample(t, body, "prefork_worker_scrape_success", w); v != 1 {
 			t.Errorf("slot %d scrape success: got %v, want 1", slot, v)
 		}
+		// A worker runs one loop goroutine on one P unless GOMAXPROCS says otherwise.
+		if v, ok := sample(t, body, "go_sched_gomaxprocs_threads", w); os.Getenv("GOMAXPROCS") == "" && (!ok || v != 1) {
+			t.Errorf("slot %d GOMAXPROCS: got %v (present %v), want 1", slot, v, ok)
+		}
 		for _, series := range []string{"prefork_loop_events_per_wait_count", "prefork_loop_turn_seconds_count"} {
 			if _, ok := sample(t, body, series, w); !ok {
 				t.Errorf("no %s%s", series, w)

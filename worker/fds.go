@@ -35,7 +35,7 @@ type Spec struct {
 	IdleTimeout     time.Duration `json:"idle_timeout"`
 	GracefulTimeout time.Duration `json:"graceful_timeout"`
 	Heartbeat       time.Duration `json:"heartbeat"`
-	// CPU pins the worker's loop thread (--cpu-affinity); nil: not pinned.
+	// CPU pins the worker process, every thread of it (--cpu-affinity); nil: not pinned.
 	CPU       *int   `json:"cpu,omitempty"`
 	LogFormat string `json:"log_format"`
 	LogLevel  string `json:"log_level"`

@@ -44,6 +44,13 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 		return os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
 
+	setProcs()
+	if spec.CPU != nil {
+		if err := pinProcess(*spec.CPU); err != nil {
+			log.Warn("cannot pin the worker", "cpu", *spec.CPU, "err", err)
+		}
+	}
+
 	h := newHandler()
 	var l *loop.Loop
 	l, err := loop.New(loop.Config{
@@ -53,7 +60,6 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 		TickInterval: spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).
 		OnTick: func() { send(ctl, MsgHeartbeat+" "+strconv.Itoa(l.Conns())) },
-		CPU:    spec.CPU,
 	})
 	if err != nil {
 		return err
