@@ -353,25 +353,20 @@ func (l *Loop) Run() error {
 
 	l.updateNow()
 	l.endNow = l.now
-	busy, hot := false, false
+	hot := false
 	lastYield := l.now
 	for !l.done {
-		// After a turn that had work, poll without blocking (and without the
-		// scheduler's syscall bookkeeping, see sys.go): under load more events
-		// are usually ready, and the loop does not go to sleep between them.
-		// Only after an empty poll does it block, until the next timer. While
-		// the loop is hot (its last blocking wait ended with events) that
-		// wait is raw too, for at most hotWait; one that times out empty
-		// makes the loop cold, and the next wait goes through the scheduler.
-		timeout, raw := 0, true
-		if !busy {
-			timeout = l.waitTimeout()
-			if timeout != 0 {
-				raw = hot
-				if raw && (timeout < 0 || timeout > hotWaitMillis) {
-					timeout = hotWaitMillis
-				}
-			}
+		// Wait until the next timer (or not at all while connections wait
+		// on the ready list). While the loop is hot (its last wait ended
+		// with events) the wait is raw, made without the scheduler's
+		// syscall bookkeeping (see sys.go), and bounded to hotWaitMillis;
+		// under load events are usually ready and it returns at once. A
+		// wait that times out empty makes the loop cold, and the next one
+		// goes through the scheduler, so an idle worker sleeps cheaply.
+		timeout := l.waitTimeout()
+		raw := hot || timeout == 0
+		if hot && (timeout < 0 || timeout > hotWaitMillis) {
+			timeout = hotWaitMillis
 		}
 		n, err := epollWait(l.epfd, l.events, timeout, raw)
 		if err != nil {
@@ -385,10 +380,6 @@ func (l *Loop) Run() error {
 			}
 			return os.NewSyscallError("epoll_wait", err)
 		}
-		if n == 0 && busy {
-			l.stats.EmptyPolls++
-		}
-		busy = n > 0
 		if timeout != 0 {
 			hot = n > 0
 		}

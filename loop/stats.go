@@ -13,7 +13,6 @@ type Stats struct {
 	Paused       uint64             // times reading stopped for backpressure
 	Wakeups      uint64             // epoll_wait returns
 	Events       uint64             // events epoll_wait returned, in all
-	EmptyPolls   uint64             // non-blocking polls after a busy turn that found nothing
 	TurnNanosSum uint64             // time spent in loop turns, in all
 	// EventsPerWait[i] counts epoll_wait returns with n events where
 	// bits.Len(n) == i (bucket upper bounds 0, 1, 3, 7, 15, ... events).
