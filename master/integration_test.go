@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prefork/prefork/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -493,7 +494,7 @@ func TestCLIErrors(t *testing.T) {
 // the root master keeps the sockets.
 func TestDropPrivileges(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: only a root master can start workers as another user")
+		testenv.Skip(t, "needs root: only a root master can start workers as another user")
 	}
 	s := startServer(t, 2, "--user", "nobody", "--group", "nogroup")
 	for _, pid := range s.workerPIDs() {
@@ -525,7 +526,7 @@ func TestDropPrivileges(t *testing.T) {
 // re-parented to the master, which must reap them (no zombie stays).
 func TestPID1ReapsOrphans(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creating a PID namespace (unshare --pid) is privileged")
+		testenv.Skip(t, "needs root: creating a PID namespace (unshare --pid) is privileged")
 	}
 	unshare := requireTool(t, "unshare", "util-linux")
 	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", "--mount-proc", bin, "serve", "--workers", "1",

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prefork/prefork/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,10 +29,7 @@ func requireTool(t testing.TB, name, pkg string) string {
 	if err == nil {
 		return p
 	}
-	if os.Getenv("PREFORK_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s not found (Debian package %s) and PREFORK_REQUIRE_TOOLS=1", name, pkg)
-	}
-	t.Skipf("%s not found: install the Debian package %s to run this test", name, pkg)
+	testenv.Skip(t, "%s not found: install the Debian package %s to run this test", name, pkg)
 	return ""
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prefork/prefork/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ func TestListen(t *testing.T) {
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
 			if tc.ipv6 && !hasIPv6Loopback() {
-				t.Skip("no IPv6 loopback")
+				testenv.Skip(t, "no IPv6 loopback")
 			}
 			for _, reuse := range []bool{false, true} {
 				fd, err := Listen(tc.addr, Options{ReusePort: reuse})

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prefork/prefork/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -636,7 +637,7 @@ func TestRetireWithoutLoss(t *testing.T) {
 func TestCloseWithoutDrainResets(t *testing.T) {
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req"); err == nil {
 		if v, _ := strconv.Atoi(strings.TrimSpace(string(b))); v != 0 {
-			t.Skipf("net.ipv4.tcp_migrate_req is %d: the kernel migrates queued connections", v)
+			testenv.Skip(t, "net.ipv4.tcp_migrate_req is %d: the kernel migrates queued connections", v)
 		}
 	}
 	s := newSockets(t)
