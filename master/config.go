@@ -49,8 +49,8 @@ type Config struct {
 	ScrapeTimeout time.Duration
 	AdminSocket   string // unix socket for `prefork status` ("" none)
 	User, Group   string // workers run as this user/group (master must be root)
-	// CPUAffinity pins worker slot k (the process, all its threads) to the k-th CPU the
-	// master may use (modulo their number).
+	// CPUAffinity pins worker slot k (the process, all its threads) to the
+	// k-th CPU the master may use (modulo their number).
 	CPUAffinity bool
 
 	// Exe is the binary workers run (default /proc/self/exe) and WorkerArgs
