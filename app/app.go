@@ -24,7 +24,7 @@ import (
 	"github.com/prefork/prefork/master"
 	"github.com/prefork/prefork/proto/calc"
 	"github.com/prefork/prefork/proto/echo"
-	phttp "github.com/prefork/prefork/proto/http"
+	"github.com/prefork/prefork/proto/httpd"
 	"github.com/prefork/prefork/worker"
 )
 
@@ -45,7 +45,7 @@ type Protocol struct {
 func Builtin() []Protocol {
 	return []Protocol{
 		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World!", IdleTimeout: 75 * time.Second,
-			New: func() loop.Handler { return phttp.New(phttp.Options{}) }},
+			New: func() loop.Handler { return httpd.New(httpd.Options{}) }},
 		{Name: "echo", Usage: "every byte back", New: func() loop.Handler { return echo.New() }},
 		{Name: "calc", Usage: "length-prefixed integer calculator", New: func() loop.Handler { return calc.New() }},
 	}

@@ -1,4 +1,4 @@
-// Package http is the HTTP/1.1 and HTTP/1.0 server protocol: every request,
+// Package httpd is the HTTP/1.1 and HTTP/1.0 server protocol: every request,
 // whatever its method and target, is answered with
 //
 //	HTTP/1.1 200 OK
@@ -101,4 +101,4 @@
 // that request; the grace period bounds how long it may take. Input that completes a request
 // once the loop is draining (Loop.Draining), even before OnDrain reaches the
 // connection, is answered the same way.
-package http
+package httpd

@@ -1,4 +1,4 @@
-package http
+package httpd
 
 import (
 	"bufio"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	nethttp "net/http"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,9 +41,9 @@ func dial(t *testing.T, addr string) net.Conn {
 
 // readResponse reads one response with net/http's client-side parser and
 // checks it is a 200 with the hello body (or none for HEAD).
-func readOK(t *testing.T, br *bufio.Reader, method string) *nethttp.Response {
+func readOK(t *testing.T, br *bufio.Reader, method string) *http.Response {
 	t.Helper()
-	resp, err := nethttp.ReadResponse(br, &nethttp.Request{Method: method})
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("reading response: %v", err)
 	}
@@ -145,7 +145,7 @@ func TestLoopbackByteAtATime(t *testing.T) {
 // the close that follows it.
 func readError(t *testing.T, br *bufio.Reader, status int) {
 	t.Helper()
-	resp, err := nethttp.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading response: %v", err)
 	}
@@ -153,7 +153,7 @@ func readError(t *testing.T, br *bufio.Reader, status int) {
 	if err != nil {
 		t.Fatalf("reading body: %v", err)
 	}
-	want := nethttp.StatusText(status) + "\n"
+	want := http.StatusText(status) + "\n"
 	if resp.StatusCode != status || string(body) != want || !resp.Close {
 		t.Fatalf("got %d %q close %v, want %d %q close true", resp.StatusCode, body, resp.Close, status, want)
 	}
@@ -233,7 +233,7 @@ func TestLoopbackClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			br := bufio.NewReader(c)
-			var resp *nethttp.Response
+			var resp *http.Response
 			for range strings.Count(tt.req, "\r\n\r\n") {
 				resp = readOK(t, br, tt.method)
 			}
@@ -302,7 +302,7 @@ func TestLoopbackExpectContinue(t *testing.T) {
 func TestLoopbackNetHTTPClient(t *testing.T) {
 	addr, _, _ := startServer(t)
 	var dials atomic.Int32
-	tr := &nethttp.Transport{
+	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			dials.Add(1)
 			var d net.Dialer
@@ -311,8 +311,8 @@ func TestLoopbackNetHTTPClient(t *testing.T) {
 		ExpectContinueTimeout: ioTimeout,
 	}
 	defer tr.CloseIdleConnections()
-	client := &nethttp.Client{Transport: tr, Timeout: ioTimeout}
-	check := func(resp *nethttp.Response, wantBody string) {
+	client := &http.Client{Transport: tr, Timeout: ioTimeout}
+	check := func(resp *http.Response, wantBody string) {
 		t.Helper()
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
@@ -331,7 +331,7 @@ func TestLoopbackNetHTTPClient(t *testing.T) {
 		if got := resp.Header.Get("Content-Length"); got != "13" {
 			t.Errorf("got Content-Length %q, want 13", got)
 		}
-		d, err := nethttp.ParseTime(resp.Header.Get("Date"))
+		d, err := http.ParseTime(resp.Header.Get("Date"))
 		if err != nil {
 			t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
 		}
@@ -353,7 +353,7 @@ func TestLoopbackNetHTTPClient(t *testing.T) {
 	}
 	check(resp, "")
 	// An unknown length is sent chunked, after waiting for 100 Continue.
-	req, err := nethttp.NewRequest("POST", url, io.MultiReader(strings.NewReader("part one, "), strings.NewReader("part two")))
+	req, err := http.NewRequest("POST", url, io.MultiReader(strings.NewReader("part one, "), strings.NewReader("part two")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package http
+package httpd
 
 // state is where a connection is in its input: between requests or in a
 // head (stHead), or in a body.
