@@ -1,8 +1,9 @@
 // Package loop is a Reactor: one epoll set served by one goroutine (the loop's
-// "thread" in these docs). Each prefork worker process runs exactly one, with
-// GOMAXPROCS=1 unless told otherwise; nothing in it is shared with another
-// loop or another process, so it needs no locks on its hot path. Every system
-// call goes through golang.org/x/sys/unix.
+// "thread" in these docs, though it is not locked to an OS thread). Each
+// prefork worker process runs exactly one, with GOMAXPROCS=1 unless told
+// otherwise; nothing in it is shared with another loop or another process, so
+// it needs no locks on its hot path. Every system call goes through
+// golang.org/x/sys/unix.
 //
 // # What is registered, and how
 //
@@ -101,7 +102,8 @@
 //
 // # Errors
 //
-// EINTR is retried in one place per call (sys.go). Each other errno decision is
+// EINTR is retried in one place per call (sys.go), except epoll_wait's: Run
+// yields to the Go scheduler, then waits again. Each other errno decision is
 // commented where it is made: EAGAIN ends a read or write burst; ECONNABORTED
 // and the network errors accept(2) passes through are retried; EMFILE/ENFILE
 // shed one connection using a spare fd (without it the level-triggered

@@ -1,5 +1,10 @@
 package loop
 
+import (
+	"math/bits"
+	"time"
+)
+
 // Stats are a loop's counters: plain integers, written only by the loop's
 // thread and read there too (Loop.Stats), so counting costs no atomics.
 type Stats struct {
@@ -41,4 +46,14 @@ func (l *Loop) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// bucketCount maps an event count to its power-of-two bucket.
+func bucketCount(n int) int {
+	return min(bits.Len(uint(n)), len(Stats{}.EventsPerWait)-1)
+}
+
+func bucketNanos(d time.Duration) int {
+	us := uint64(d / time.Microsecond)
+	return min(bits.Len64(us), len(Stats{}.TurnNanos)-1)
 }

@@ -7,28 +7,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Thin wrappers over the system calls the loop makes on its hot path. Each
-// retries EINTR (a signal interrupted the call before it did anything, so
-// retrying is always correct for these calls) and leaves other errnos to the
-// caller, which decides per errno; errors that leave the loop are wrapped with
-// the call's name by os.NewSyscallError.
+// Thin wrappers over the system calls the loop makes on its hot path. read,
+// write and accept4 retry EINTR (a signal interrupted the call before it did
+// anything, so retrying is always correct for these calls); epollWait returns
+// it, and Loop.Run yields to the scheduler before waiting again (see below);
+// close is never retried (closeFD). Other errnos are left to the caller, which
+// decides per errno; errors that leave the loop are wrapped with the call's
+// name by os.NewSyscallError.
 //
 // read, write, accept4 and a zero-timeout epoll_wait never block here (every
 // fd is non-blocking), so they go through unix.RawSyscall: it skips the Go
 // scheduler's entersyscall/exitsyscall. With unix.Syscall the runtime marks
 // the loop's goroutine as "in a syscall" for every call, and its monitor
 // thread (sysmon) hands the P to another thread when a call looks slow, then
-// the loop takes it back: measured under keep-alive load that cost 0.8 futex
-// and 0.8 nanosleep calls per request.
+// the loop takes it back: futex and nanosleep calls that grow with the request
+// rate, on the cores that serve the requests (see BENCHMARKS.md).
 //
 // A blocking epoll_wait is raw too while the loop is hot (see Loop.Run): the
-// waits are short, and telling the scheduler about each one woke sysmon about
-// twice per hundred requests, each wake-up a context switch and a futex on a
-// core the load generator needs. The runtime still gets the thread when it
-// wants it: to stop the world or preempt, it signals the thread (SIGURG), the
-// wait returns EINTR, and the loop yields (Loop.Run). A cold loop blocks
-// through unix.EpollWait, so an idle worker lets sysmon sleep and is not
-// signalled every 10 ms for running too long.
+// waits are short, and telling the scheduler about each one kept waking
+// sysmon under load, each wake-up a context switch and a futex on a core the
+// load generator needs (see BENCHMARKS.md). The runtime still gets the thread
+// when it wants it: to stop the world or preempt, it signals the thread
+// (SIGURG), the wait returns EINTR, and the loop yields (Loop.Run). A cold
+// loop blocks through unix.EpollWait, so an idle worker lets sysmon sleep and
+// is not signalled every 10 ms for running too long.
 
 var zero uintptr
 

@@ -1,0 +1,97 @@
+package loop
+
+import (
+	"time"
+)
+
+// Shutdown starts a graceful stop from any goroutine: listeners are removed and
+// closed, Drainer handlers are told, open connections are served until they
+// close, and whatever is still open after grace is closed (ReasonShutdown).
+// Run returns when the last connection has gone.
+func (l *Loop) Shutdown(grace time.Duration) {
+	l.Post(func() { l.beginDrain(grace) })
+}
+
+// Stop closes everything at once from any goroutine; Run returns after it.
+func (l *Loop) Stop() {
+	l.Post(l.stopNow)
+}
+
+func (l *Loop) beginDrain(grace time.Duration) {
+	if l.draining || l.done {
+		return
+	}
+	l.draining = true
+	// Take what is already queued before closing: a connection the kernel
+	// completed is a client waiting, and closing the listener would reset it.
+	for _, ln := range append([]listener(nil), l.listeners...) { // accept may drop one
+		l.accept(ln.fd, 1<<20)
+	}
+	l.closeListeners()
+	d, _ := l.h.(Drainer)
+	for _, c := range l.conns {
+		if c == nil || c.flags&(fClosing|fClosed) != 0 {
+			continue
+		}
+		// Input may have arrived that this turn has not read yet (its event
+		// is still queued in epoll): read it first, so the handler does not
+		// take a connection with a request waiting for an idle one.
+		c.flags |= fReadable
+		l.readConn(c)
+		if d != nil && c.flags&(fClosing|fClosed) == 0 {
+			d.OnDrain(c)
+		}
+	}
+	l.AfterFunc(grace, func() { l.closeConns(ReasonShutdown) })
+}
+
+func (l *Loop) stopNow() {
+	l.closeListeners()
+	l.closeConns(ReasonShutdown)
+	l.done = true
+}
+
+func (l *Loop) removeListener(fd int) {
+	for i, ln := range l.listeners {
+		if ln.fd == fd {
+			_ = closeFD(fd)
+			l.listeners = append(l.listeners[:i], l.listeners[i+1:]...)
+			return
+		}
+	}
+}
+
+func (l *Loop) closeListeners() {
+	for _, ln := range l.listeners {
+		// Closing our copy also removes it from the epoll set; in shared mode
+		// the other workers' copies, and the master's, stay open.
+		_ = closeFD(ln.fd)
+	}
+	l.listeners = nil
+}
+
+func (l *Loop) closeConns(reason CloseReason) {
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeNow(c, reason)
+		}
+	}
+}
+
+func (l *Loop) closeAll() {
+	l.closeListeners()
+	l.closeConns(ReasonShutdown)
+	l.tasksMu.Lock()
+	l.wakeClosed = true
+	if l.wakefd >= 0 {
+		_ = closeFD(l.wakefd)
+		l.wakefd = -1
+	}
+	l.tasksMu.Unlock()
+	for _, fd := range []*int{&l.epfd, &l.spare} {
+		if *fd >= 0 {
+			_ = closeFD(*fd)
+			*fd = -1
+		}
+	}
+}
