@@ -5,9 +5,8 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/urfave/cli/v2"
 
 	"github.com/prefork/prefork/loop"
@@ -25,6 +23,7 @@ import (
 	"github.com/prefork/prefork/proto/calc"
 	"github.com/prefork/prefork/proto/echo"
 	"github.com/prefork/prefork/proto/httpd"
+	"github.com/prefork/prefork/wire"
 	"github.com/prefork/prefork/worker"
 )
 
@@ -32,11 +31,11 @@ import (
 type Protocol struct {
 	Name  string
 	Usage string
-	// New builds the handler of one worker's loop. It is called once per
-	// worker process, on the worker's side of the re-exec, so a program that
-	// registers a Protocol must register it the same way on every start (call
-	// Main with it from main).
-	New func() loop.Handler
+	// New builds the handler of one worker's loop from the workers'
+	// settings. It is called once per worker process, on the worker's side of
+	// the re-exec, so a program that registers a Protocol must register it the
+	// same way on every start (call Main with it from main).
+	New func(wire.Settings) loop.Handler
 	// IdleTimeout is the protocol's default idle timeout (0: none).
 	IdleTimeout time.Duration
 }
@@ -45,9 +44,9 @@ type Protocol struct {
 func Builtin() []Protocol {
 	return []Protocol{
 		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World!", IdleTimeout: 75 * time.Second,
-			New: func() loop.Handler { return httpd.New(httpd.Options{}) }},
-		{Name: "echo", Usage: "every byte back", New: func() loop.Handler { return echo.New() }},
-		{Name: "calc", Usage: "length-prefixed integer calculator", New: func() loop.Handler { return calc.New() }},
+			New: func(wire.Settings) loop.Handler { return httpd.New(httpd.Options{}) }},
+		{Name: "echo", Usage: "every byte back", New: func(wire.Settings) loop.Handler { return echo.New() }},
+		{Name: "calc", Usage: "length-prefixed integer calculator", New: func(wire.Settings) loop.Handler { return calc.New() }},
 	}
 }
 
@@ -106,21 +105,22 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "workers", Value: "auto", EnvVars: env("WORKERS"),
 				Usage: "number of worker processes, or auto (usable CPUs, honouring the cgroup CPU quota)"},
-			&cli.StringSliceFlag{Name: "listen", Value: cli.NewStringSlice(":8080"), EnvVars: env("LISTEN"),
-				Usage: "address to listen on, host:port or [v6]:port (repeatable)"},
-			&cli.StringFlag{Name: "mode", Value: string(master.ModeReusePort), EnvVars: env("MODE"),
+			&cli.StringSliceFlag{Name: "listen", Value: cli.NewStringSlice(master.DefaultListen), EnvVars: env("LISTEN"),
+				Usage: "address to listen on, host:port or [v6]:port (repeatable); unset under systemd socket activation: the sockets systemd passed"},
+			&cli.StringFlag{Name: "mode", Value: string(master.DefaultMode), EnvVars: env("MODE"),
 				Usage: "how listeners reach workers: reuseport (a SO_REUSEPORT socket per worker) or shared (one socket, EPOLLEXCLUSIVE)"},
 			&cli.StringFlag{Name: "proto", Value: "http", EnvVars: env("PROTO"),
 				Usage: "protocol: " + strings.Join(names, "|")},
-			&cli.DurationFlag{Name: "idle-timeout", Value: -1, EnvVars: env("IDLE_TIMEOUT"),
+			&cli.DurationFlag{Name: "idle-timeout", EnvVars: env("IDLE_TIMEOUT"),
 				Usage:       "close connections idle this long; 0 never",
-				DefaultText: "75s for http, none otherwise"},
-			&cli.DurationFlag{Name: "graceful-timeout", Value: 30 * time.Second, EnvVars: env("GRACEFUL_TIMEOUT"),
+				DefaultText: "the protocol's: 75s for http, none otherwise"},
+			&cli.DurationFlag{Name: "graceful-timeout", Value: wire.DefaultGracefulTimeout, EnvVars: env("GRACEFUL_TIMEOUT"),
 				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
-			&cli.DurationFlag{Name: "worker-timeout", Value: 30 * time.Second, EnvVars: env("WORKER_TIMEOUT"),
+			&cli.DurationFlag{Name: "worker-timeout", Value: master.DefaultWorkerTimeout, EnvVars: env("WORKER_TIMEOUT"),
 				Usage: "a worker whose loop sends no heartbeat for this long is aborted and replaced"},
-			&cli.StringFlag{Name: "metrics-listen", Value: "127.0.0.1:9464", EnvVars: env("METRICS_LISTEN"),
-				Usage: "serve /metrics (every worker's series, labelled worker=\"slot\"), /healthz and /readyz here; empty disables"},
+			&cli.StringFlag{Name: "metrics-listen", Value: master.DefaultMetricsListen, EnvVars: env("METRICS_LISTEN"),
+				Usage: "serve /metrics (every worker's series, labelled worker=\"slot\"), /healthz and /readyz here; empty disables. " +
+					"If the default address is taken (a second prefork), a free port is used and logged; an address given explicitly must bind"},
 			&cli.StringFlag{Name: "pidfile", EnvVars: env("PIDFILE"),
 				Usage: "write the master's pid here (atomically; removed on exit)"},
 			&cli.StringFlag{Name: "admin-socket", EnvVars: env("ADMIN_SOCKET"),
@@ -129,10 +129,11 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.BoolFlag{Name: "cpu-affinity", EnvVars: env("CPU_AFFINITY"),
 				Usage: "pin worker slot k (the whole process) to the k-th usable CPU"},
 			&cli.StringFlag{Name: "user", EnvVars: env("USER"),
-				Usage: "run workers as this user (the master must be root; it keeps the sockets)"},
+				Usage: "run workers as this user, a name or a uid (the master must be root; it keeps the sockets)"},
 			&cli.StringFlag{Name: "group", EnvVars: env("GROUP"),
-				Usage: "run workers with this group"},
-			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"),
+				Usage:       "run workers with this group, a name or a gid",
+				DefaultText: "the user's primary group"},
+			&cli.StringFlag{Name: "log-format", Value: string(wire.DefaultLogFormat), EnvVars: env("LOG_FORMAT"),
 				Usage: "log format: text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"),
 				Usage: "log level: debug|info|warn|error"},
@@ -141,62 +142,11 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 			if c.NArg() > 0 {
 				return cli.Exit(fmt.Sprintf("serve takes no arguments (got %q)", c.Args().Slice()), 2)
 			}
-			log, err := newLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
+			cfg, err := serveConfig(c, protos, names)
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			p, ok := protos[c.String("proto")]
-			if !ok {
-				return cli.Exit(fmt.Sprintf("unknown --proto %q (want one of %s)", c.String("proto"), strings.Join(names, ", ")), 2)
-			}
-			workers, err := master.ParseWorkers(c.String("workers"))
-			if err != nil {
-				return cli.Exit("--workers: "+err.Error(), 2)
-			}
-			mode := master.Mode(c.String("mode"))
-			if mode != master.ModeShared && mode != master.ModeReusePort {
-				return cli.Exit(fmt.Sprintf("unknown --mode %q (want reuseport or shared)", mode), 2)
-			}
-			idle := c.Duration("idle-timeout")
-			if idle < 0 {
-				idle = p.IdleTimeout
-			}
-			addrs := c.StringSlice("listen")
-			var inherited []int
-			if !c.IsSet("listen") {
-				if inherited, err = socketActivated(); err != nil {
-					return cli.Exit(err.Error(), 1)
-				}
-				if len(inherited) > 0 {
-					log.Info("socket activation: adopting listeners", "count", len(inherited))
-				}
-			}
-			if len(addrs) == 0 && len(inherited) == 0 {
-				return cli.Exit("no --listen address", 2)
-			}
-			admin := c.String("admin-socket")
-			if admin == "" && c.String("pidfile") != "" {
-				admin = c.String("pidfile") + ".sock"
-			}
-			m, err := master.New(master.Config{
-				Workers:         workers,
-				Mode:            mode,
-				Addrs:           addrs,
-				Inherited:       inherited,
-				Proto:           p.Name,
-				IdleTimeout:     idle,
-				GracefulTimeout: c.Duration("graceful-timeout"),
-				WorkerTimeout:   c.Duration("worker-timeout"),
-				LogFormat:       c.String("log-format"),
-				LogLevel:        c.String("log-level"),
-				PidFile:         c.String("pidfile"),
-				MetricsListen:   c.String("metrics-listen"),
-				AdminSocket:     admin,
-				User:            c.String("user"),
-				CPUAffinity:     c.Bool("cpu-affinity"),
-				Group:           c.String("group"),
-				Logger:          log,
-			})
+			m, err := master.New(cfg)
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
@@ -208,6 +158,55 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 	}
 }
 
+// serveConfig maps the serve flags onto a master.Config and validates it:
+// every setting that cannot work is reported here, before a socket is bound.
+func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (master.Config, error) {
+	var errs []error
+	level, err := wire.ParseLogLevel(c.String("log-level"))
+	errs = append(errs, err)
+	workers, err := master.ParseWorkers(c.String("workers"))
+	errs = append(errs, err)
+	p, ok := protos[c.String("proto")]
+	if !ok {
+		errs = append(errs, fmt.Errorf("unknown --proto %q (want one of %s)", c.String("proto"), strings.Join(names, ", ")))
+	}
+	cfg := master.Config{
+		Settings: wire.Settings{
+			Proto:           p.Name,
+			IdleTimeout:     p.IdleTimeout,
+			GracefulTimeout: c.Duration("graceful-timeout"),
+			Log:             wire.Log{Format: wire.LogFormat(c.String("log-format")), Level: level},
+		},
+		Workers:       workers,
+		Mode:          master.Mode(c.String("mode")),
+		Addrs:         c.StringSlice("listen"),
+		WorkerTimeout: c.Duration("worker-timeout"),
+		PidFile:       c.String("pidfile"),
+		MetricsListen: c.String("metrics-listen"),
+		// Only the default address may move when taken.
+		MetricsFallback: !c.IsSet("metrics-listen"),
+		AdminSocket:     master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket")),
+		User:            c.String("user"),
+		Group:           c.String("group"),
+		CPUAffinity:     c.Bool("cpu-affinity"),
+	}
+	if c.IsSet("idle-timeout") {
+		cfg.IdleTimeout = c.Duration("idle-timeout")
+	}
+	// Without --listen, the sockets systemd passed, if any; else the default.
+	cfg.SocketActivation = !c.IsSet("listen")
+	cfg.Logger = cfg.Log.NewLogger(os.Stderr)
+	if !ok {
+		cfg.Proto = c.String("proto") // for Validate's other checks; the error above stands
+	}
+	cfg.SetDefaults()
+	errs = append(errs, cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
 // workerCommand is the hidden role the master re-executes into.
 func workerCommand(protos map[string]Protocol) *cli.Command {
 	return &cli.Command{
@@ -215,14 +214,11 @@ func workerCommand(protos map[string]Protocol) *cli.Command {
 		Hidden: true,
 		Usage:  "internal: a worker process started by the master",
 		Action: func(c *cli.Context) error {
-			spec, err := worker.ReadSpec()
+			spec, err := wire.ReadSpec()
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			log, err := newLogger(os.Stderr, spec.LogFormat, spec.LogLevel)
-			if err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
+			log := spec.Log.NewLogger(os.Stderr)
 			p, ok := protos[spec.Proto]
 			if !ok {
 				return cli.Exit(fmt.Sprintf("worker: unknown protocol %q", spec.Proto), 2)
@@ -297,12 +293,9 @@ func statusCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{}, controlFlags...),
 			&cli.BoolFlag{Name: "json", Usage: "print the raw JSON"}),
 		Action: func(c *cli.Context) error {
-			path := c.String("admin-socket")
+			path := master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket"))
 			if path == "" {
-				if c.String("pidfile") == "" {
-					return cli.Exit("need --pidfile or --admin-socket", 2)
-				}
-				path = c.String("pidfile") + ".sock"
+				return cli.Exit("need --pidfile or --admin-socket", 2)
 			}
 			st, err := master.QueryStatus(path)
 			if err != nil {
@@ -325,37 +318,4 @@ func statusCommand() *cli.Command {
 
 func seconds(s float64) string {
 	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
-}
-
-// socketActivated returns the listening sockets systemd passed (LISTEN_FDS
-// for this pid), as close-on-exec fds the master owns, and clears the LISTEN_*
-// variables. None: nil.
-func socketActivated() ([]int, error) {
-	files := activation.Files(true)
-	var fds []int
-	for _, f := range files {
-		// Own a duplicate, so the *os.File (and its finalizer) can go.
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("socket activation: %w", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
-		}
-		fds = append(fds, fd)
-	}
-	return fds, nil
-}
-
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("bad --log-level %q (want debug|info|warn|error)", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("bad --log-format %q (want text|json)", format)
 }

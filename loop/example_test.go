@@ -38,8 +38,11 @@ func (upper) OnData(c *loop.Conn, in []byte) int {
 func (upper) OnClose(*loop.Conn, loop.CloseReason) {}
 
 // A protocol is a loop.Handler. Give it to a loop with a listener and run the
-// loop; `prefork` does the same in every worker (see the README for running a
-// custom handler under the prefork CLI with worker.Main).
+// loop; `prefork` does the same in every worker. To serve a handler of your
+// own under the prefork CLI, call app.Main from main (package
+// github.com/prefork/prefork/app; see the README):
+//
+//	app.Main(app.Protocol{Name: "upper", New: func(wire.Settings) loop.Handler { return upper{} }})
 func ExampleHandler() {
 	fd, err := reuseport.Listen("127.0.0.1:0", reuseport.Options{})
 	if err != nil {

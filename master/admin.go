@@ -80,11 +80,13 @@ func (m *Master) serveAdmin(c net.Conn) {
 	m.post(evAdmin{cmd: strings.TrimSpace(line), reply: reply})
 	select {
 	case r := <-reply:
+		body := r.body
 		if r.err != nil {
-			fmt.Fprintf(c, "{\"error\":%q}\n", r.err.Error())
-			return
+			body, _ = json.Marshal(struct {
+				Error string `json:"error"`
+			}{r.err.Error()})
 		}
-		_, _ = c.Write(append(r.body, '\n'))
+		_, _ = c.Write(append(body, '\n'))
 	case <-time.After(5 * time.Second):
 	}
 }
@@ -99,7 +101,7 @@ func (m *Master) onAdmin(cmd string) adminReply {
 }
 
 func (m *Master) status() Status {
-	now := time.Now()
+	now := m.env.now()
 	st := Status{
 		PID: os.Getpid(), Mode: m.cfg.Mode, Proto: m.cfg.Proto, Addrs: m.ls.addrs,
 		Desired: m.desired, Reloads: m.reloads, Uptime: now.Sub(m.started).Seconds(), Stopping: m.stopping,

@@ -4,14 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
+	"net"
 	"os"
-	"runtime"
+	"os/user"
+	"path/filepath"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prefork/prefork/internal/cpus"
+	"github.com/prefork/prefork/reuseport"
+	"github.com/prefork/prefork/wire"
 )
 
 // Mode is how listeners reach workers.
@@ -26,25 +31,38 @@ const (
 	ModeReusePort Mode = "reuseport"
 )
 
-// Config is what the master runs.
+// Defaults of the master's own settings (the workers' are in wire).
+const (
+	DefaultMode          = ModeReusePort
+	DefaultListen        = ":8080"
+	DefaultWorkerTimeout = 30 * time.Second
+	// DefaultMetricsListen is where /metrics is served unless told
+	// otherwise. Loopback only: the series say a lot about the server.
+	DefaultMetricsListen = "127.0.0.1:9464"
+)
+
+// Config is what the master runs: the workers' Settings, sent to each
+// worker as they are, and the master's own.
 type Config struct {
+	wire.Settings
+
 	Workers int      // worker slots at start (>= 1)
 	Mode    Mode     // listener mode
 	Addrs   []string // addresses to listen on
-	// Inherited are listening sockets handed to the master (systemd socket
-	// activation); when set, Addrs is ignored.
-	Inherited []int
-	Proto     string // protocol name, passed to workers
+	// SocketActivation adopts the listening sockets systemd passed
+	// (LISTEN_FDS for this pid) when there are any; Addrs is then ignored.
+	SocketActivation bool
 
-	IdleTimeout     time.Duration // passed to workers
-	GracefulTimeout time.Duration // TERM: how long connections may finish
-	WorkerTimeout   time.Duration // a worker silent this long is killed
-	LogFormat       string        // passed to workers
-	LogLevel        string        // passed to workers
+	WorkerTimeout time.Duration // a worker silent this long is aborted
 
 	PidFile string // written atomically at start, removed at exit ("" none)
 	// MetricsListen is the address of /metrics, /healthz and /readyz ("" none).
 	MetricsListen string
+	// MetricsFallback: when MetricsListen cannot be bound (another instance
+	// has the default port), serve on a free port of 127.0.0.1 instead and
+	// say where. The CLI sets it only for the default address; an address
+	// given explicitly that cannot be bound stops the start.
+	MetricsFallback bool
 	// ScrapeTimeout bounds how long a scrape waits for each worker. Default 1 s.
 	ScrapeTimeout time.Duration
 	AdminSocket   string // unix socket for `prefork status` ("" none)
@@ -65,27 +83,20 @@ type Config struct {
 	StablePeriod time.Duration
 
 	Logger *slog.Logger
+
+	// cred is the identity workers run as, resolved from User and Group by
+	// Validate (nil: the master's).
+	cred *syscall.Credential
 }
 
-func (c *Config) setDefaults() error {
-	if c.Workers < 1 {
-		return errors.New("master: need at least one worker")
+// SetDefaults fills the zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	c.Settings.SetDefaults()
+	if c.Mode == "" {
+		c.Mode = DefaultMode
 	}
-	if len(c.Addrs) == 0 && len(c.Inherited) == 0 {
-		return errors.New("master: no listen address")
-	}
-	switch c.Mode {
-	case "":
-		c.Mode = ModeReusePort
-	case ModeShared, ModeReusePort:
-	default:
-		return fmt.Errorf("master: unknown mode %q (want shared or reuseport)", c.Mode)
-	}
-	if c.GracefulTimeout <= 0 {
-		c.GracefulTimeout = 30 * time.Second
-	}
-	if c.WorkerTimeout <= 0 {
-		c.WorkerTimeout = 30 * time.Second
+	if c.WorkerTimeout == 0 {
+		c.WorkerTimeout = DefaultWorkerTimeout
 	}
 	if c.Exe == "" {
 		c.Exe = "/proc/self/exe"
@@ -108,6 +119,75 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// Validate checks everything that can be checked before a socket is bound or
+// a worker forked (users and groups, addresses, durations, paths), and
+// reports every problem at once, each naming its flag. It resolves --user
+// and --group.
+func (c *Config) Validate() error {
+	errs := []error{c.Settings.Validate()}
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Workers < 1 {
+		add("--workers %d: need at least one worker", c.Workers)
+	}
+	switch c.Mode {
+	case ModeShared, ModeReusePort:
+	default:
+		add("unknown --mode %q (want reuseport or shared)", c.Mode)
+	}
+	if len(c.Addrs) == 0 && !c.SocketActivation {
+		add("--listen: no address")
+	}
+	for _, a := range c.Addrs {
+		if err := reuseport.CheckAddr(a); err != nil {
+			add("--listen: %w", err)
+		}
+	}
+	if c.MetricsListen != "" {
+		if _, err := net.ResolveTCPAddr("tcp", c.MetricsListen); err != nil {
+			add("--metrics-listen %q: %w", c.MetricsListen, err)
+		}
+	}
+	if c.WorkerTimeout <= 0 {
+		add("--worker-timeout %v: must be positive", c.WorkerTimeout)
+	}
+	if c.PidFile != "" {
+		if err := checkDir(c.PidFile); err != nil {
+			add("--pidfile %s: %w", c.PidFile, err)
+		} else if pid := livePid(c.PidFile); pid != 0 {
+			add("--pidfile %s: prefork already running as pid %d", c.PidFile, pid)
+		}
+	}
+	if c.AdminSocket != "" {
+		// sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
+		if len(c.AdminSocket) > len(unix.RawSockaddrUnix{}.Path)-1 {
+			add("--admin-socket %s: longer than %d bytes, the limit of a unix socket path",
+				c.AdminSocket, len(unix.RawSockaddrUnix{}.Path)-1)
+		} else if err := checkDir(c.AdminSocket); err != nil {
+			add("--admin-socket %s: %w", c.AdminSocket, err)
+		}
+	}
+	if c.User != "" || c.Group != "" {
+		cred, err := credential(c.User, c.Group)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.cred = cred
+	}
+	return errors.Join(errs...)
+}
+
+// checkDir reports whether the directory path would be created in exists.
+func checkDir(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
 	return nil
 }
 
@@ -117,78 +197,114 @@ func (c *Config) heartbeat() time.Duration {
 	return min(time.Second, c.WorkerTimeout/4)
 }
 
-// ParseWorkers reads --workers: a positive count or "auto".
+// AdminSocketFor is the admin socket a master with this pidfile listens on
+// when --admin-socket is not given: PIDFILE.sock ("" without a pidfile).
+// `prefork serve` and `prefork status` both derive it here.
+func AdminSocketFor(pidfile, admin string) string {
+	if admin == "" && pidfile != "" {
+		return pidfile + ".sock"
+	}
+	return admin
+}
+
+// ParseWorkers reads --workers: a positive count or "auto" (the CPUs this
+// process may use, honouring the cgroup CPU quota).
 func ParseWorkers(s string) (int, error) {
 	if s == "auto" {
-		return UsableCPUs(), nil
+		return cpus.Usable(), nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("bad worker count %q (want a positive number or auto)", s)
+		return 0, fmt.Errorf("--workers %q: want a positive number or auto", s)
 	}
 	return n, nil
 }
 
-// UsableCPUs is the number of CPUs this process may run on (its affinity
-// mask), lowered to the cgroup v2 CPU quota (cpu.max) when one is set,
-// rounded up: a 1.5-CPU quota gets 2 workers.
-func UsableCPUs() int {
-	n := runtime.NumCPU() // the affinity mask
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err == nil && set.Count() > 0 {
-		n = set.Count()
+// credential resolves --user/--group into the identity workers run as, the
+// way nginx resolves its user directive: a name or a numeric id, the user's
+// primary group unless --group names another, and the user's supplementary
+// groups (initgroups). The child switches identity after fork, before exec,
+// so it has inherited the sockets already and never runs worker code as root.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("--user/--group: the master must run as root to switch the workers' identity (it runs as uid %d)", os.Geteuid())
 	}
-	if q := cgroupQuota(); q > 0 && q < float64(n) {
-		n = int(math.Ceil(q))
-	}
-	return max(n, 1)
-}
-
-// allowedCPUs lists the CPUs in this process's affinity mask.
-func allowedCPUs() []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil
-	}
-	var cpus []int
-	for i := 0; i < len(set)*64; i++ {
-		if set.IsSet(i) {
-			cpus = append(cpus, i)
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
+	if userName != "" {
+		u, err := lookupUser(userName)
+		if err != nil {
+			return nil, fmt.Errorf("--user %s: %w", userName, err)
 		}
-	}
-	return cpus
-}
-
-// cgroupQuota reads the CPU quota of this process's cgroup v2 ("max" or no
-// file: 0).
-func cgroupQuota() float64 {
-	path := "/sys/fs/cgroup/cpu.max"
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		// cgroup v2: a single line "0::/path".
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if rest, ok := strings.CutPrefix(line, "0::"); ok {
-				if _, err := os.Stat("/sys/fs/cgroup" + rest + "/cpu.max"); err == nil {
-					path = "/sys/fs/cgroup" + rest + "/cpu.max"
+		uid, err := parseID(u.Uid)
+		if err != nil {
+			return nil, fmt.Errorf("--user %s: uid %q: %w", userName, u.Uid, err)
+		}
+		gid, err := parseID(u.Gid)
+		if err != nil {
+			return nil, fmt.Errorf("--user %s: gid %q: %w", userName, u.Gid, err)
+		}
+		cred.Uid, cred.Gid = uid, gid
+		if ids, err := u.GroupIds(); err == nil {
+			for _, s := range ids {
+				if g, err := parseID(s); err == nil && g != gid {
+					cred.Groups = append(cred.Groups, g)
 				}
 			}
 		}
 	}
-	return parseCPUMax(path)
+	if groupName != "" {
+		g, err := lookupGroup(groupName)
+		if err != nil {
+			return nil, fmt.Errorf("--group %s: %w", groupName, err)
+		}
+		gid, err := parseID(g.Gid)
+		if err != nil {
+			return nil, fmt.Errorf("--group %s: gid %q: %w", groupName, g.Gid, err)
+		}
+		cred.Gid = gid
+	}
+	return cred, nil
 }
 
-func parseCPUMax(path string) float64 {
-	b, err := os.ReadFile(path)
+// lookupUser finds a user by name, or by id when the name is a number.
+func lookupUser(s string) (*user.User, error) {
+	u, err := user.Lookup(s)
+	if err == nil {
+		return u, nil
+	}
+	if _, perr := parseID(s); perr == nil {
+		if u, ierr := user.LookupId(s); ierr == nil {
+			return u, nil
+		}
+		return nil, fmt.Errorf("no user with id %s in the user database", s)
+	}
+	return nil, err
+}
+
+// lookupGroup finds a group by name, or by id when the name is a number.
+func lookupGroup(s string) (*user.Group, error) {
+	g, err := user.LookupGroup(s)
+	if err == nil {
+		return g, nil
+	}
+	if _, perr := parseID(s); perr == nil {
+		if g, ierr := user.LookupGroupId(s); ierr == nil {
+			return g, nil
+		}
+		return nil, fmt.Errorf("no group with id %s in the group database", s)
+	}
+	return nil, err
+}
+
+// parseID reads a uid or gid. 4294967295 is (uid_t)-1, which setuid(2)
+// takes as "no change": never a valid identity.
+func parseID(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 || f[0] == "max" {
-		return 0
+	if v == 1<<32-1 {
+		return 0, errors.New("-1 is not an id")
 	}
-	quota, err1 := strconv.ParseFloat(f[0], 64)
-	period, err2 := strconv.ParseFloat(f[1], 64)
-	if err1 != nil || err2 != nil || period <= 0 {
-		return 0
-	}
-	return quota / period
+	return uint32(v), nil
 }

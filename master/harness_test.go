@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,10 @@ type server struct {
 	logs []map[string]any
 }
 
+// defaultMetrics, as an argument of startServer, leaves --metrics-listen
+// unset (the default address) instead of 127.0.0.1:0.
+const defaultMetrics = "<default --metrics-listen>"
+
 // startServer runs `prefork serve` with JSON logs, 127.0.0.1:0, a pidfile and
 // extra args, and waits until every worker is ready.
 func startServer(t testing.TB, workers int, args ...string) *server {
@@ -76,8 +81,14 @@ func startServer(t testing.TB, workers int, args ...string) *server {
 	dir := t.TempDir()
 	s := &server{t: t, pidfile: filepath.Join(dir, "prefork.pid"), exited: make(chan struct{})}
 	s.admin = s.pidfile + ".sock"
-	full := append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug",
-		"--pidfile", s.pidfile, "--workers", strconv.Itoa(workers), "--metrics-listen", "127.0.0.1:0"}, args...)
+	full := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug",
+		"--pidfile", s.pidfile, "--workers", strconv.Itoa(workers)}
+	if i := slices.Index(args, defaultMetrics); i >= 0 {
+		args = slices.Delete(slices.Clone(args), i, i+1)
+	} else {
+		full = append(full, "--metrics-listen", "127.0.0.1:0")
+	}
+	full = append(full, args...)
 	s.cmd = exec.Command(bin, full...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

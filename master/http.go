@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,9 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 
 	"github.com/prefork/prefork/metrics"
-	"github.com/prefork/prefork/worker"
+	"github.com/prefork/prefork/wire"
 )
 
 // httpServer serves /metrics, /healthz and /readyz for operators. It runs on
@@ -27,10 +29,20 @@ type httpServer struct {
 	srv  *http.Server
 }
 
-func (m *Master) newHTTPServer(addr string) (*httpServer, error) {
+// newHTTPServer listens on addr. With fallback (the default address, not one
+// the user chose), an address in use (a second prefork on this machine) is
+// replaced by a free port on 127.0.0.1, with a warning that says where.
+func (m *Master) newHTTPServer(addr string, fallback bool) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && fallback && errors.Is(err, unix.EADDRINUSE) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			m.log.Warn("metrics address in use (another prefork?): serving metrics on a free port instead; choose one with --metrics-listen",
+				"wanted", addr, "addr", ln.Addr().String())
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w (choose another with --metrics-listen, or disable it with --metrics-listen '')", err)
+		return nil, fmt.Errorf("--metrics-listen: %w (choose another address, or disable metrics with --metrics-listen '')", err)
 	}
 	mux := http.NewServeMux()
 	gatherers := prometheus.Gatherers{m.metrics.Registry, prometheus.GathererFunc(m.gatherWorkers)}
@@ -67,9 +79,11 @@ func (m *Master) newHTTPServer(addr string) (*httpServer, error) {
 	}, nil
 }
 
-func (h *httpServer) serve() {
+// serve serves until close. If the listener fails, metrics stop and the
+// error is logged: the workers keep serving.
+func (h *httpServer) serve(log *slog.Logger) {
 	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		_ = err // the listener failed: nothing to do but stop serving metrics
+		log.Error("metrics listener failed: /metrics, /healthz and /readyz are down", "addr", h.addr, "err", err)
 	}
 }
 
@@ -90,7 +104,7 @@ type scrapePlan struct {
 
 type scrapeTarget struct {
 	slot    int
-	ctl     *net.UnixConn
+	ctl     control
 	replies <-chan metricsReply
 }
 
@@ -182,8 +196,7 @@ func (m *Master) gatherWorkers() ([]*dto.MetricFamily, error) {
 func (m *Master) gatherOne(t scrapeTarget) ([]*dto.MetricFamily, error) {
 	id := strconv.FormatUint(scrapeID.Add(1), 10)
 	// A wedged worker's full socket buffer must not block the scrape.
-	_ = t.ctl.SetWriteDeadline(time.Now().Add(m.cfg.ScrapeTimeout))
-	if _, err := t.ctl.Write([]byte(worker.MsgMetrics + " " + id)); err != nil {
+	if err := t.ctl.Send(wire.MetricsRequest(id), m.cfg.ScrapeTimeout); err != nil {
 		return nil, fmt.Errorf("slot %d: %w", t.slot, err)
 	}
 	timeout := time.NewTimer(m.cfg.ScrapeTimeout)

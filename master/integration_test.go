@@ -467,7 +467,15 @@ func TestCLIErrors(t *testing.T) {
 		{"bad workers", []string{"serve", "--workers", "zero"}, 2, "--workers"},
 		{"bad mode", []string{"serve", "--mode", "fork"}, 2, `unknown --mode "fork"`},
 		{"bad log format", []string{"serve", "--log-format", "xml"}, 2, "--log-format"},
-		{"bad listen", []string{"serve", "--listen", "nonsense", "--workers", "1"}, 1, "nonsense"},
+		// Settings that cannot work fail before any socket is bound (exit 2,
+		// naming the flag), never as a crash loop of workers.
+		{"bad listen", []string{"serve", "--listen", "nonsense", "--workers", "1"}, 2, "nonsense"},
+		{"unknown user", []string{"serve", "--user", "nosuchuser", "--workers", "1"}, 2, "--user nosuchuser"},
+		{"unknown group", []string{"serve", "--group", "nosuchgroup", "--workers", "1"}, 2, "--group nosuchgroup"},
+		{"pidfile directory missing", []string{"serve", "--pidfile", "/nonexistent/dir/p.pid"}, 2, "--pidfile"},
+		{"bad metrics address", []string{"serve", "--metrics-listen", "localhost"}, 2, "--metrics-listen"},
+		{"negative idle timeout", []string{"serve", "--idle-timeout", "-1s"}, 2, "--idle-timeout"},
+		{"several at once", []string{"serve", "--workers", "0", "--log-level", "loud"}, 2, "--log-level"},
 		{"status without pidfile", []string{"status"}, 2, "--pidfile"},
 		{"worker by hand", []string{"worker"}, 2, "PREFORK_WORKER_SPEC"},
 	}

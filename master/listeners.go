@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/prefork/prefork/reuseport"
-	"github.com/prefork/prefork/worker"
+	"github.com/prefork/prefork/wire"
 )
 
 // listeners owns the master's listening sockets.
@@ -22,51 +20,6 @@ type listeners struct {
 	shared []int
 	slots  map[int][]int
 	groups []*reuseport.Group
-}
-
-// adoptListeners takes listening sockets the master inherited (systemd
-// socket activation). Shared mode uses them as they are. Reuseport mode needs
-// sockets with SO_REUSEPORT to build a group from: an inherited socket that
-// has it becomes slot 0's and the master opens the other slots' on the same
-// address; a socket without it cannot be joined, so the master falls back to
-// shared mode for all listeners and says so (the returned mode).
-func adoptListeners(mode Mode, fds []int) (*listeners, Mode, error) {
-	if mode == ModeReusePort {
-		for _, fd := range fds {
-			if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT); err != nil || v == 0 {
-				mode = ModeShared
-			}
-		}
-	}
-	ls := &listeners{mode: mode, slots: map[int][]int{}}
-	for _, fd := range fds {
-		acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-		if err != nil || acc != 1 {
-			return nil, mode, fmt.Errorf("inherited fd %d is not a listening socket", fd)
-		}
-		if err := ls.add(fd); err != nil {
-			return nil, mode, err
-		}
-	}
-	return ls, mode, nil
-}
-
-// asShared closes every socket the master opened itself and returns shared
-// mode listeners over the inherited ones.
-func (ls *listeners) asShared(inherited []int) *listeners {
-	keep := map[int]bool{}
-	for _, fd := range inherited {
-		keep[fd] = true
-	}
-	for k, fds := range ls.slots {
-		for _, fd := range fds {
-			if !keep[fd] {
-				_ = closeFD(fd)
-			}
-		}
-		delete(ls.slots, k)
-	}
-	return &listeners{mode: ModeShared, addrs: ls.addrs, shared: inherited, slots: map[int][]int{}}
 }
 
 func openListeners(mode Mode, addrs []string) (*listeners, error) {
@@ -158,10 +111,10 @@ func (ls *listeners) closeRetired(fds []int) error {
 }
 
 // describe returns the Spec's listener list.
-func (ls *listeners) describe() []worker.Listener {
-	out := make([]worker.Listener, len(ls.addrs))
+func (ls *listeners) describe() []wire.Listener {
+	out := make([]wire.Listener, len(ls.addrs))
 	for i, a := range ls.addrs {
-		out[i] = worker.Listener{Addr: a}
+		out[i] = wire.Listener{Addr: a}
 	}
 	return out
 }

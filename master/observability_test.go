@@ -2,6 +2,7 @@ package master_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prefork/prefork/internal/testenv"
+	"github.com/prefork/prefork/master"
 	"golang.org/x/sys/unix"
 )
 
@@ -444,5 +446,34 @@ func TestPrometheusServerScrape(t *testing.T) {
 	_, up := httpGet(t, "http://"+web+"/api/v1/query?query=up")
 	if !strings.Contains(up, `"value":[`) || !strings.Contains(up, `,"1"]`) {
 		t.Errorf("the master target is not up: %s", up)
+	}
+}
+
+// TestMetricsAddressTaken: a second prefork on the machine, started with the
+// default metrics address, serves its metrics on a free port and says so; an
+// address given explicitly that cannot be bound fails the start.
+func TestMetricsAddressTaken(t *testing.T) {
+	// Hold the default address as a first instance would. If something else
+	// holds it already, the second instance is in the same position.
+	if ln, err := net.Listen("tcp", master.DefaultMetricsListen); err == nil {
+		defer ln.Close()
+	}
+	s := startServer(t, 1, defaultMetrics)
+	if s.metricsAddr == "" || s.metricsAddr == master.DefaultMetricsListen {
+		t.Fatalf("metrics address: got %q, want a free port instead of the taken %s", s.metricsAddr, master.DefaultMetricsListen)
+	}
+	if len(s.logsWith("metrics address in use (another prefork?): serving metrics on a free port instead; choose one with --metrics-listen")) != 1 {
+		t.Error("no warning saying the metrics moved")
+	}
+	if code, body := httpGet(t, "http://"+s.metricsAddr+"/readyz"); code != 200 {
+		t.Errorf("/readyz on the fallback address: got %d %q", code, body)
+	}
+
+	taken := s.metricsAddr
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--workers", "1", "--metrics-listen", taken)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "--metrics-listen") {
+		t.Errorf("explicit taken address %s: got %v, %q; want exit 1 naming --metrics-listen", taken, err, out)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/prefork/prefork/worker"
+	"github.com/prefork/prefork/wire"
 )
 
 // spawner starts workers from one OS thread that never exits. Pdeathsig is
@@ -43,9 +42,9 @@ func newSpawner() *spawner {
 func (s *spawner) close() { close(s.reqs) }
 
 // start re-executes the master's binary as a worker for spec, with the control
-// socket at worker.FDControl and the listeners from worker.FDFirstListener.
+// socket at wire.FDControl and the listeners from wire.FDFirstListener.
 // It returns the pid and the master's end of the control socket.
-func (s *spawner) start(cfg *Config, spec worker.Spec, listeners []int) (int, *net.UnixConn, error) {
+func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net.UnixConn, error) {
 	// SOCK_SEQPACKET: a message per datagram and EOF when the peer dies.
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -55,7 +54,7 @@ func (s *spawner) start(cfg *Config, spec worker.Spec, listeners []int) (int, *n
 	theirs := os.NewFile(uintptr(pair[1]), "control-worker")
 	defer theirs.Close()
 
-	specEnv, err := spec.Encode()
+	specEnv, err := spec.Env()
 	if err != nil {
 		ours.Close()
 		return 0, nil, err
@@ -82,13 +81,8 @@ func (s *spawner) start(cfg *Config, spec worker.Spec, listeners []int) (int, *n
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	if cfg.User != "" || cfg.Group != "" {
-		cred, err := credential(cfg.User, cfg.Group)
-		if err != nil {
-			ours.Close()
-			return 0, nil, err
-		}
-		attr.Sys.Credential = cred
+	if cfg.cred != nil { // --user/--group, resolved by Config.Validate
+		attr.Sys.Credential = cfg.cred
 	}
 	argv := append([]string{os.Args[0]}, cfg.WorkerArgs...)
 	argv = append(argv, "slot="+strconv.Itoa(spec.Slot)) // shows in ps
@@ -122,38 +116,10 @@ func workerEnv(spec string) []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", worker.SpecEnv:
+		case "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", wire.SpecEnv:
 			continue
 		}
 		env = append(env, kv)
 	}
 	return append(env, spec)
-}
-
-// credential resolves --user/--group into the identity workers run as. The
-// child switches identity after fork, before exec, so it has inherited the
-// sockets already and never runs the worker code as root.
-func credential(userName, groupName string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("--user/--group need the master to run as root")
-	}
-	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
-	if userName != "" {
-		u, err := user.Lookup(userName)
-		if err != nil {
-			return nil, fmt.Errorf("--user: %w", err)
-		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-	}
-	if groupName != "" {
-		g, err := user.LookupGroup(groupName)
-		if err != nil {
-			return nil, fmt.Errorf("--group: %w", err)
-		}
-		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
-		cred.Gid = uint32(gid)
-	}
-	return cred, nil
 }

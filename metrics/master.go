@@ -43,20 +43,20 @@ const (
 func NewMaster() *Master {
 	m := &Master{
 		Registry: prometheus.NewRegistry(),
-		WorkersDesired: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "workers_desired",
+		WorkersDesired: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "workers_desired",
 			Help: "Worker slots the master keeps."}),
-		WorkersRunning: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "workers_running",
+		WorkersRunning: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "workers_running",
 			Help: "Slots whose worker is ready and serving."}),
-		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "worker_restarts_total",
+		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "worker_restarts_total",
 			Help: "Workers replaced after an unexpected exit, by reason."}, []string{"reason"}),
-		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "reloads_total",
+		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
 			Help: "Rolling reloads started (HUP)."}),
 	}
 	for _, r := range []string{RestartExited, RestartSignaled, RestartHung} {
 		m.Restarts.WithLabelValues(r)
 	}
 	version, revision := buildVersion()
-	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	build.Set(1)
@@ -127,7 +127,7 @@ func Merge(sets ...[]*dto.MetricFamily) []*dto.MetricFamily {
 // answered this scrape, 0 per slot that was missing.
 func ScrapeSuccess(ok map[int]bool) *dto.MetricFamily {
 	mf := &dto.MetricFamily{
-		Name: proto.String(prometheus.BuildFQName(namespace, "", "worker_scrape_success")),
+		Name: proto.String(prometheus.BuildFQName(Namespace, "", "worker_scrape_success")),
 		Help: proto.String("Whether the slot's worker answered this scrape within the gather timeout (0: its series are missing)."),
 		Type: dto.MetricType_GAUGE.Enum(),
 	}

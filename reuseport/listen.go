@@ -19,29 +19,28 @@ type Options struct {
 	Backlog int
 }
 
-// Listen opens a non-blocking, close-on-exec TCP listening socket on addr
-// ("host:port", "[::1]:port", ":port") and returns its fd. An empty host binds
-// every address: [::] accepting IPv4 too where the machine has IPv6, 0.0.0.0
-// otherwise. Port 0 picks a free port; BoundAddr tells which.
-func Listen(addr string, opts Options) (int, error) {
+// CheckAddr reports whether Listen can parse and resolve addr, without
+// opening a socket: a start checks every address before it binds any.
+func CheckAddr(addr string) error {
+	_, _, _, err := resolve(addr)
+	return err
+}
+
+// resolve parses addr into the socket address Listen binds.
+func resolve(addr string) (sa unix.Sockaddr, family int, dualStack bool, err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return -1, fmt.Errorf("listen %q: %w", addr, err)
+		return nil, 0, false, fmt.Errorf("listen %q: %w", addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
 		if p, lerr := net.LookupPort("tcp", portStr); lerr == nil {
 			port = p
 		} else {
-			return -1, fmt.Errorf("listen %q: bad port %q", addr, portStr)
+			return nil, 0, false, fmt.Errorf("listen %q: bad port %q", addr, portStr)
 		}
 	}
-	if opts.Backlog <= 0 {
-		opts.Backlog = 4096
-	}
-	var sa unix.Sockaddr
-	family := unix.AF_INET6
-	dualStack := false
+	family = unix.AF_INET6
 	switch {
 	case host == "":
 		sa, dualStack = &unix.SockaddrInet6{Port: port}, true
@@ -50,7 +49,7 @@ func Listen(addr string, opts Options) (int, error) {
 		if ip == nil {
 			ta, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, portStr))
 			if err != nil {
-				return -1, fmt.Errorf("listen %q: %w", addr, err)
+				return nil, 0, false, fmt.Errorf("listen %q: %w", addr, err)
 			}
 			ip = ta.IP
 		}
@@ -65,10 +64,25 @@ func Listen(addr string, opts Options) (int, error) {
 			sa = s
 		}
 	}
+	return sa, family, dualStack, nil
+}
+
+// Listen opens a non-blocking, close-on-exec TCP listening socket on addr
+// ("host:port", "[::1]:port", ":port") and returns its fd. An empty host binds
+// every address: [::] accepting IPv4 too where the machine has IPv6, 0.0.0.0
+// otherwise. Port 0 picks a free port; BoundAddr tells which.
+func Listen(addr string, opts Options) (int, error) {
+	sa, family, dualStack, err := resolve(addr)
+	if err != nil {
+		return -1, err
+	}
+	if opts.Backlog <= 0 {
+		opts.Backlog = 4096
+	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil && dualStack && err == unix.EAFNOSUPPORT {
 		// No IPv6 on this machine: an empty host means every IPv4 address.
-		family, sa, dualStack = unix.AF_INET, &unix.SockaddrInet4{Port: port}, false
+		family, sa, dualStack = unix.AF_INET, &unix.SockaddrInet4{Port: sa.(*unix.SockaddrInet6).Port}, false
 		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	}
 	if err != nil {

@@ -148,3 +148,20 @@ func TestListenInUse(t *testing.T) {
 		unix.Close(fd)
 	}
 }
+
+func TestCheckAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:0", true}, {":8080", true}, {"[::1]:80", true}, {"localhost:http", true},
+		{"127.0.0.1", false}, {"127.0.0.1:70000", false}, {"127.0.0.1:nosuchservice", false},
+		{"no.such.host.invalid:80", false}, {"", false},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			if err := CheckAddr(tc.addr); (err == nil) != tc.ok {
+				t.Errorf("CheckAddr(%q): got %v, want ok=%v", tc.addr, err, tc.ok)
+			}
+		})
+	}
+}

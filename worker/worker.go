@@ -7,17 +7,18 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/prefork/prefork/internal/cpus"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/metrics"
+	"github.com/prefork/prefork/wire"
 )
 
 // retireSettle is how long a retiring worker keeps accepting after the
@@ -25,13 +26,13 @@ import (
 // complete into this slot's queue within a round trip.
 const retireSettle = 300 * time.Millisecond
 
-// Run is the worker role: the process the master re-executes into. It reads
-// its Spec from the environment, checks the inherited fds, builds the
-// protocol handler with newHandler, and serves until the master says stop
-// or goes away. log is built from the Spec's log settings by the caller.
-func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
+// Run is the worker role: the process the master re-executes into. Given the
+// Spec the master sent (wire.ReadSpec), it checks the inherited fds, builds
+// the protocol handler with newHandler, and serves until the master says stop
+// or goes away. log is built from spec.Log by the caller.
+func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.Logger) error {
 	log = log.With("slot", spec.Slot, "gen", spec.Generation, "pid", os.Getpid())
-	ctl := FDControl
+	ctl := wire.FDControl
 	if err := checkFD(ctl, unix.SOCK_SEQPACKET, false); err != nil {
 		return fmt.Errorf("worker: control fd %d: %w", ctl, err)
 	}
@@ -46,12 +47,12 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 
 	setProcs()
 	if spec.CPU != nil {
-		if err := pinProcess(*spec.CPU); err != nil {
+		if err := cpus.PinProcess(*spec.CPU); err != nil {
 			log.Warn("cannot pin the worker", "cpu", *spec.CPU, "err", err)
 		}
 	}
 
-	h := newHandler()
+	h := newHandler(spec.Settings)
 	var l *loop.Loop
 	l, err := loop.New(loop.Config{
 		Handler:      h,
@@ -59,20 +60,20 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 		Logger:       log,
 		TickInterval: spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).
-		OnTick: func() { send(ctl, MsgHeartbeat+" "+strconv.Itoa(l.Conns())) },
+		OnTick: func() { send(ctl, wire.Heartbeat(l.Conns())) },
 	})
 	if err != nil {
 		return err
 	}
-	reg := metrics.NewWorkerRegistry(func() metrics.Snapshot {
-		s := metrics.Snapshot{Stats: l.Stats(), Proto: spec.Proto}
-		if r, ok := h.(metrics.Requester); ok {
+	reg := newRegistry(func() snapshot {
+		s := snapshot{Stats: l.Stats(), Proto: spec.Proto}
+		if r, ok := h.(Requester); ok {
 			s.Requests = r.Requests()
 		}
 		return s
 	})
 	for i := range spec.Listeners {
-		fd := FDFirstListener + i
+		fd := wire.FDFirstListener + i
 		if err := checkFD(fd, unix.SOCK_STREAM, true); err != nil {
 			return fmt.Errorf("worker: listener fd %d (%s): %w", fd, spec.Listeners[i].Addr, err)
 		}
@@ -86,15 +87,15 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 
 	stopping := false
 	stop := func(how string) {
-		if stopping && how != MsgQuit {
+		if stopping && how != wire.MsgQuit {
 			return
 		}
 		stopping = true
 		log.Debug("stopping", "how", how)
 		switch how {
-		case MsgQuit:
+		case wire.MsgQuit:
 			l.Stop()
-		case MsgRetire:
+		case wire.MsgRetire:
 			l.AfterFunc(retireSettle, func() { l.Shutdown(spec.GracefulTimeout) })
 		default:
 			l.Shutdown(spec.GracefulTimeout)
@@ -113,21 +114,21 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 				// EOF or error: the master is gone. Workers never outlive it.
 				log.Warn("control socket closed: master gone, stopping now")
 				_ = l.Unwatch(ctl)
-				stop(MsgQuit)
+				stop(wire.MsgQuit)
 				return
 			}
-			msg := string(bytes.TrimSpace(buf[:n]))
-			if id, ok := strings.CutPrefix(msg, MsgMetrics+" "); ok {
+			msg := bytes.TrimSpace(buf[:n])
+			if id, ok := wire.ParseMetricsRequest(msg); ok {
 				// Gathered on the loop thread, so the snapshot reads the
 				// loop's counters with nothing running beside it.
 				sendMetrics(ctl, id, reg, log)
 				continue
 			}
-			switch msg {
-			case MsgStop, MsgQuit, MsgRetire:
-				stop(msg)
+			switch how := string(msg); how {
+			case wire.MsgStop, wire.MsgQuit, wire.MsgRetire:
+				stop(how)
 			default:
-				log.Warn("unknown control message", "msg", msg)
+				log.Warn("unknown control message", "msg", how)
 			}
 		}
 	}); err != nil {
@@ -144,7 +145,7 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 	go func() {
 		select {
 		case <-sigs:
-			l.Post(func() { stop(MsgStop) })
+			l.Post(func() { stop(wire.MsgStop) })
 		case <-l.Done():
 		}
 	}()
@@ -152,16 +153,15 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 	// PREFORK_WORKER_CPUPROFILE=DIR: profile the worker until it stops
 	// gracefully (for benchmarks: go tool pprof DIR/worker-*.pprof).
 	if dir := os.Getenv("PREFORK_WORKER_CPUPROFILE"); dir != "" {
-		path := fmt.Sprintf("%s/worker-%d-%d.pprof", dir, spec.Slot, os.Getpid())
-		if f, err := os.Create(path); err == nil {
-			if err := pprof.StartCPUProfile(f); err == nil {
-				defer func() { pprof.StopCPUProfile(); f.Close() }()
-			}
+		if stopProfile, err := startCPUProfile(dir, spec.Slot); err != nil {
+			log.Warn("PREFORK_WORKER_CPUPROFILE: no profile", "err", err)
+		} else {
+			defer stopProfile()
 		}
 	}
 
 	// The first turn of the loop runs this: the listeners are in the epoll set.
-	l.Post(func() { send(ctl, MsgReady) })
+	l.Post(func() { send(ctl, []byte(wire.MsgReady)) })
 	log.Debug("worker serving", "listeners", len(spec.Listeners))
 	if err := l.Run(); err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -173,8 +173,26 @@ func Run(spec Spec, newHandler func() loop.Handler, log *slog.Logger) error {
 // send writes one control datagram. EAGAIN drops it: a master that does not
 // read its control socket will notice the missing heartbeats instead, and a
 // worker must never block on its master.
-func send(fd int, msg string) {
-	_, _ = unix.Write(fd, []byte(msg))
+func send(fd int, msg []byte) {
+	_, _ = unix.Write(fd, msg)
+}
+
+// startCPUProfile profiles the worker into dir/worker-SLOT-PID.pprof until
+// the returned stop runs.
+func startCPUProfile(dir string, slot int) (stop func(), err error) {
+	path := fmt.Sprintf("%s/worker-%d-%d.pprof", dir, slot, os.Getpid())
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // sendMetrics answers a METRICS request: "METRICS <id>\n" and the encoded
@@ -185,7 +203,7 @@ func sendMetrics(ctl int, id string, reg *prometheus.Registry, log *slog.Logger)
 		log.Warn("gathering metrics", "err", err)
 		return
 	}
-	msg := append([]byte(MsgMetrics+" "+id+"\n"), body...)
+	msg := wire.MetricsReply(id, body)
 	if _, err := unix.Write(ctl, msg); err != nil {
 		// EAGAIN: the master is not reading; it will report this slot
 		// missing from the scrape. EMSGSIZE: the socket buffer is too small.
@@ -215,5 +233,13 @@ func checkFD(fd, typ int, listening bool) error {
 	return nil
 }
 
-// ReadSpec reads the worker's Spec from its environment (and removes it).
-func ReadSpec() (Spec, error) { return readSpec() }
+// setProcs gives the worker one P unless GOMAXPROCS is set in its
+// environment. A worker runs one loop goroutine; a second P would only let
+// the scheduler move that goroutine between threads when it yields, and wake
+// a spinning thread to look for work each time. With one P a yield is a trip
+// through the scheduler on the same thread (see BENCHMARKS.md).
+func setProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/prefork/prefork/app"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/echo"
+	"github.com/prefork/prefork/wire"
 )
 
 type hang struct{ *echo.Handler }
@@ -30,9 +31,9 @@ func (h hang) OnData(c *loop.Conn, in []byte) int {
 
 func main() {
 	app.Main(
-		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func() loop.Handler { return hang{echo.New()} }},
-		app.Protocol{Name: "crash", Usage: "exits at start", New: func() loop.Handler { os.Exit(3); return nil }},
-		app.Protocol{Name: "orphan", Usage: "orphans a child and exits at start", New: func() loop.Handler {
+		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func(wire.Settings) loop.Handler { return hang{echo.New()} }},
+		app.Protocol{Name: "crash", Usage: "exits at start", New: func(wire.Settings) loop.Handler { os.Exit(3); return nil }},
+		app.Protocol{Name: "orphan", Usage: "orphans a child and exits at start", New: func(wire.Settings) loop.Handler {
 			_ = exec.Command("sleep", "0.2").Start()
 			os.Exit(3)
 			return nil

@@ -1,63 +1,37 @@
-// Package metrics holds prefork's Prometheus series: the worker's private
-// registry, read on the loop thread and shipped to the master over the control
-// socket, and the master's, which labels every worker's series with its slot
-// and serves them all on one endpoint.
-package metrics
+package worker
 
 import (
-	"bytes"
-	"fmt"
 	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/prefork/prefork/loop"
+	"github.com/prefork/prefork/metrics"
 )
 
-const namespace = "prefork"
-
-// Snapshot is what a worker's collector reports: the loop's counters and the
+// snapshot is what a worker's collector reports: the loop's counters and the
 // protocol's request count, copied on the loop thread.
-type Snapshot struct {
+type snapshot struct {
 	Stats    loop.Stats
 	Requests uint64
 	Proto    string
 }
 
-// NewWorkerRegistry returns a worker's private registry: the loop's series,
-// read from snapshot at each gather, and the standard process and Go
-// collectors. snapshot is called from the gathering goroutine while the loop
-// thread waits for the gather (Encode is called on the loop thread), so it may
-// read loop state without locks.
-func NewWorkerRegistry(snapshot func() Snapshot) *prometheus.Registry {
+// newRegistry returns the worker's private registry: the loop's series, read
+// from snap at each gather, and the standard process and Go collectors. The
+// registry is gathered on the loop thread (sendMetrics runs there), so snap
+// reads loop state without locks.
+func newRegistry(snap func() snapshot) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newLoopCollector(snapshot))
+	reg.MustRegister(&loopCollector{snapshot: snap})
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(collectors.NewGoCollector())
 	return reg
 }
 
-// Encode gathers reg and encodes it in the length-delimited protobuf
-// exposition format, the compact form the master decodes.
-func Encode(reg prometheus.Gatherer) ([]byte, error) {
-	mfs, err := reg.Gather()
-	if err != nil {
-		return nil, fmt.Errorf("metrics: gather: %w", err)
-	}
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeProtoDelim))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return nil, fmt.Errorf("metrics: encode: %w", err)
-		}
-	}
-	return buf.Bytes(), nil
-}
-
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "", name), help, labels, nil)
 }
 
 var (
@@ -79,11 +53,7 @@ var (
 )
 
 type loopCollector struct {
-	snapshot func() Snapshot
-}
-
-func newLoopCollector(snapshot func() Snapshot) *loopCollector {
-	return &loopCollector{snapshot: snapshot}
+	snapshot func() snapshot
 }
 
 func (c *loopCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -143,7 +113,8 @@ func (c *loopCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(descTurn, turns, float64(st.TurnNanosSum)/1e9, turn)
 }
 
-// Requester is implemented by protocol handlers that count requests.
+// Requester is implemented by protocol handlers that count requests; the
+// worker reports the count as prefork_requests_total{proto}.
 type Requester interface {
 	Requests() uint64
 }

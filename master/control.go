@@ -1,0 +1,76 @@
+package master
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/prefork/prefork/wire"
+)
+
+type metricsReply struct {
+	id   string
+	body []byte
+}
+
+// readControl forwards one worker's control messages until EOF. Metrics
+// answers go straight to the scrape waiting for them.
+func (m *Master) readControl(pid int, c control, replies chan<- metricsReply) {
+	buf := make([]byte, wire.MaxMessage)
+	for {
+		n, err := c.Recv(buf)
+		if err != nil || n == 0 {
+			return // the worker exited (its exit arrives through SIGCHLD) or we closed
+		}
+		msg := buf[:n]
+		if id, body, ok := wire.ParseMetricsReply(msg); ok {
+			select {
+			case replies <- metricsReply{id: id, body: bytes.Clone(body)}:
+			default: // an earlier answer nobody took: a timed-out scrape's
+			}
+			continue
+		}
+		m.post(evCtl{pid: pid, msg: string(msg)})
+	}
+}
+
+// onControl handles a worker's READY and heartbeats. Any message is a sign
+// of life.
+func (m *Master) onControl(pid int, msg string) {
+	p := m.procs[pid]
+	if p == nil {
+		return
+	}
+	now := m.env.now()
+	p.lastHB = now
+	if n, ok := wire.ParseHeartbeat([]byte(msg)); ok {
+		if n >= 0 {
+			p.conns = n
+		}
+		return
+	}
+	switch msg {
+	case wire.MsgReady:
+		if p.state != stateStarting {
+			return
+		}
+		p.state = stateReady
+		p.readyAt = now
+		m.log.Info("worker ready", "slot", p.slot, "gen", p.gen, "pid", pid, "after", now.Sub(p.started).Round(time.Microsecond))
+		s := m.slots[p.slot]
+		if s == nil || !p.reload || p.retired != nil {
+			return
+		}
+		p.reload = false
+		if s.next == p {
+			// A reload's replacement is serving: drain the one it replaces.
+			old := s.cur
+			s.cur, s.next = p, nil
+			if old != nil {
+				m.stopProc(old, wire.MsgStop)
+			}
+		}
+		m.reloadNext()
+	default:
+		m.log.Warn("unknown control message", "pid", pid, "msg", msg)
+	}
+}

@@ -1,0 +1,108 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults of the worker settings. The CLI shows them in --help and
+// Settings.SetDefaults applies them to a zero field; nothing else repeats them.
+const (
+	DefaultGracefulTimeout = 30 * time.Second
+	DefaultLogFormat       = LogText
+	DefaultLogLevel        = slog.LevelInfo
+)
+
+// Settings is what every worker of a master needs to serve: one definition,
+// embedded in master.Config, filled by the CLI from its flags and sent to
+// each worker as it is (inside Spec). A new worker setting is a field here,
+// a flag that sets it and the code that uses it.
+//
+// The per-start facts (slot, generation, listener fds, heartbeat interval,
+// CPU) are the master's to decide and live in Spec beside it.
+type Settings struct {
+	// Proto names the protocol the workers serve (app.Protocol.Name).
+	Proto string `json:"proto"`
+	// IdleTimeout closes connections idle this long (0: never).
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	// GracefulTimeout is how long a stopping or reloaded worker lets its
+	// connections finish before it cuts them.
+	GracefulTimeout time.Duration `json:"graceful_timeout"`
+	// Log is the log format and level of master and workers alike.
+	Log Log `json:"log"`
+}
+
+// SetDefaults fills the zero fields with their defaults.
+func (s *Settings) SetDefaults() {
+	if s.GracefulTimeout == 0 {
+		s.GracefulTimeout = DefaultGracefulTimeout
+	}
+	if s.Log.Format == "" {
+		s.Log.Format = DefaultLogFormat
+	}
+}
+
+// Validate reports every setting that cannot work, each error naming its
+// flag, so a start fails before anything is bound or forked.
+func (s *Settings) Validate() error {
+	var errs []error
+	if s.Proto == "" {
+		errs = append(errs, errors.New("--proto: no protocol"))
+	}
+	if s.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--idle-timeout %v: must not be negative (0 disables it)", s.IdleTimeout))
+	}
+	if s.GracefulTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--graceful-timeout %v: must be positive", s.GracefulTimeout))
+	}
+	if err := s.Log.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// LogFormat is how log records are written.
+type LogFormat string
+
+// Log formats.
+const (
+	LogText LogFormat = "text" // slog's key=value text
+	LogJSON LogFormat = "json" // one JSON object per line
+)
+
+// Log is the log settings. Level travels as slog's text form ("INFO").
+type Log struct {
+	Format LogFormat  `json:"format"`
+	Level  slog.Level `json:"level"`
+}
+
+// ParseLogLevel reads --log-level: debug, info, warn or error (slog's
+// names, any case, with an optional +/-N offset).
+func ParseLogLevel(s string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return lv, nil
+}
+
+// Validate checks the format.
+func (l Log) Validate() error {
+	switch l.Format {
+	case LogText, LogJSON:
+		return nil
+	}
+	return fmt.Errorf("--log-format %q: want text or json", l.Format)
+}
+
+// NewLogger returns a logger writing to w in l's format, at l's level.
+func (l Log) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.Level}
+	if l.Format == LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,72 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// File descriptors a worker inherits from the master (os.ProcAttr.Files),
+// at fixed numbers:
+//
+//	0, 1, 2     the master's stdin, stdout and stderr
+//	3           the control socket (SOCK_SEQPACKET, one end of a socketpair)
+//	4 .. 4+n-1  the listening sockets, in the order of Spec.Listeners
+//
+// Nothing else is inherited; the worker makes these close-on-exec as soon as
+// it has checked them.
+const (
+	FDControl       = 3
+	FDFirstListener = 4
+)
+
+// SpecEnv is the environment variable carrying the worker's Spec (JSON). The
+// worker reads it once at start and removes it from its environment.
+const SpecEnv = "PREFORK_WORKER_SPEC"
+
+// Spec is what the master tells a worker it starts: the master's Settings as
+// they are, and the facts of this start.
+type Spec struct {
+	Settings
+	Slot       int        `json:"slot"`       // worker slot, 0..N-1, stable across restarts
+	Generation int        `json:"generation"` // increases with every start of the slot
+	Listeners  []Listener `json:"listeners"`  // fd FDFirstListener+i is Listeners[i]
+	// Exclusive: the listeners are shared with the other workers (shared
+	// mode); register them with EPOLLEXCLUSIVE.
+	Exclusive bool `json:"exclusive"`
+	// Heartbeat is how often the loop sends HB: often enough that the
+	// master's --worker-timeout sees several.
+	Heartbeat time.Duration `json:"heartbeat"`
+	// CPU pins the worker process, every thread of it (--cpu-affinity); nil: not pinned.
+	CPU *int `json:"cpu,omitempty"`
+}
+
+// Listener describes one inherited listening socket.
+type Listener struct {
+	Addr string `json:"addr"`
+}
+
+// Env returns the environment entry carrying s.
+func (s Spec) Env() (string, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("worker spec: %w", err)
+	}
+	return SpecEnv + "=" + string(b), nil
+}
+
+// ReadSpec reads the worker's Spec from its environment and removes it, so a
+// program the worker starts does not inherit it.
+func ReadSpec() (Spec, error) {
+	var s Spec
+	v, ok := os.LookupEnv(SpecEnv)
+	if !ok {
+		return s, fmt.Errorf("worker: %s is not set: this command is started by `prefork serve`", SpecEnv)
+	}
+	_ = os.Unsetenv(SpecEnv)
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return s, fmt.Errorf("worker: bad %s: %w", SpecEnv, err)
+	}
+	return s, nil
+}

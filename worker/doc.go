@@ -1,0 +1,45 @@
+// Package worker is the worker role: the process `prefork serve` re-executes
+// its own binary into, once per worker slot (argv "prefork worker slot=K").
+//
+// # Start
+//
+// The worker reads its wire.Spec from PREFORK_WORKER_SPEC and removes it from
+// the environment (app does this, then calls Run). Run checks that fd 3 is a
+// SOCK_SEQPACKET socket and fd 4.. are listening TCP sockets, as
+// wire.FDControl and wire.FDFirstListener say, and sets FD_CLOEXEC on them,
+// so a program a handler starts inherits nothing. The master has already
+// switched the process to --user/--group between fork and exec, so no worker
+// code runs as root.
+//
+// It then sets GOMAXPROCS=1 (unless GOMAXPROCS is in the environment),
+// pins the process to Spec.CPU under --cpu-affinity, builds the protocol's
+// handler from the Settings and one loop.Loop, and puts the listeners and the
+// control socket in the loop's epoll set. The first loop turn sends READY.
+//
+// # Serving
+//
+// Everything happens on the loop's goroutine: connections, the control
+// socket (STOP, QUIT, RETIRE, METRICS), the heartbeat (HB <conns>, sent from
+// the loop's tick every Spec.Heartbeat, so a stuck handler shows up at the
+// master as silence) and the metrics gather (the loop's counters are plain
+// integers read there without locks, encoded into one datagram).
+//
+// # Stopping
+//
+//	STOP or SIGTERM  stop accepting, let connections finish within
+//	                 Settings.GracefulTimeout, exit 0
+//	RETIRE           keep accepting for a moment (the master has steered new
+//	                 connections to other slots; handshakes under way still
+//	                 land here), then as STOP: the slot's queue is emptied
+//	                 before the master closes its socket
+//	QUIT, or EOF on  close everything at once and exit 0: a worker never
+//	the control      outlives its master (Pdeathsig=SIGKILL covers a master
+//	socket           that is killed)
+//
+// SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU and SIGPIPE are ignored: a
+// terminal's ^C reaches the whole process group, and the master decides.
+//
+// PREFORK_WORKER_CPUPROFILE=DIR writes a CPU profile of each worker to
+// DIR/worker-SLOT-PID.pprof, stopped at a graceful exit (scripts/bench uses
+// it).
+package worker
