@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prefork/prefork/internal/looptest"
+	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/echo"
 	"github.com/prefork/prefork/reuseport"
@@ -23,27 +24,13 @@ func statsOf(t testing.TB, l *loop.Loop) loop.Stats {
 	return looptest.OnLoop(t, l, l.Stats)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
+// dial is testkit.Dial with the 20 s I/O deadline these tests have always
+// had, twice testkit.IOTimeout.
 func dial(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := testkit.Dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn)
+	return c
 }
 
 // readEOF reads until EOF and fails on a reset or timeout.
@@ -91,7 +78,7 @@ func TestEchoLateReader(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { _, err := c.Write(msg); errc <- err }()
 
-	waitFor(t, "the loop to pause reading", func() bool { return statsOf(t, l).Paused > 0 })
+	testkit.WaitFor(t, "the loop to pause reading", 10*time.Second, func() bool { return statsOf(t, l).Paused > 0 })
 	st := statsOf(t, l)
 	if limit := cfg.HighWater + 64<<10; st.OutputBuffered > limit {
 		t.Errorf("buffered output: got %d bytes, want at most %d", st.OutputBuffered, limit)
@@ -107,7 +94,7 @@ func TestEchoLateReader(t *testing.T) {
 	if !bytes.Equal(got, msg) {
 		t.Fatal("echo of 8 MiB differs")
 	}
-	waitFor(t, "output to drain", func() bool { return statsOf(t, l).OutputBuffered == 0 })
+	testkit.WaitFor(t, "output to drain", 10*time.Second, func() bool { return statsOf(t, l).OutputBuffered == 0 })
 }
 
 func TestHalfClose(t *testing.T) {
@@ -122,16 +109,16 @@ func TestHalfClose(t *testing.T) {
 	if got := readEOF(t, c); string(got) != "last words" {
 		t.Fatalf("got %q, want %q", got, "last words")
 	}
-	waitFor(t, "close counted as peer", func() bool { return statsOf(t, l).Closed[loop.ReasonPeer] == 1 })
+	testkit.WaitFor(t, "close counted as peer", 10*time.Second, func() bool { return statsOf(t, l).Closed[loop.ReasonPeer] == 1 })
 }
 
 func TestPeerReset(t *testing.T) {
 	addr, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	c := dial(t, addr)
-	waitFor(t, "accept", func() bool { return statsOf(t, l).Active == 1 })
+	testkit.WaitFor(t, "accept", 10*time.Second, func() bool { return statsOf(t, l).Active == 1 })
 	_ = c.SetLinger(0) // close sends RST
 	c.Close()
-	waitFor(t, "the reset connection to close", func() bool { return statsOf(t, l).Active == 0 })
+	testkit.WaitFor(t, "the reset connection to close", 10*time.Second, func() bool { return statsOf(t, l).Active == 0 })
 	st := statsOf(t, l)
 	if st.Closed[loop.ReasonError]+st.Closed[loop.ReasonPeer] != 1 {
 		t.Fatalf("closed: got %v, want one error or peer close", st.Closed)
@@ -177,7 +164,7 @@ func TestManyClients(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, "all closed", func() bool { return statsOf(t, l).Active == 0 })
+	testkit.WaitFor(t, "all closed", 10*time.Second, func() bool { return statsOf(t, l).Active == 0 })
 	if got := statsOf(t, l).Accepted; got != clients {
 		t.Fatalf("accepted: got %d, want %d", got, clients)
 	}
@@ -218,7 +205,7 @@ func TestLingeringClose(t *testing.T) {
 	}
 	<-errc // the write may fail once the server has closed: either is fine
 	c.Close()
-	waitFor(t, "close", func() bool { return statsOf(t, l).Closed[loop.ReasonProtocolError] == 1 })
+	testkit.WaitFor(t, "close", 10*time.Second, func() bool { return statsOf(t, l).Closed[loop.ReasonProtocolError] == 1 })
 }
 
 // TestLingerTimeout: a peer that keeps the connection open is cut when the
@@ -236,7 +223,7 @@ func TestLingerTimeout(t *testing.T) {
 	if got := readEOF(t, c); string(got) != "bye\n" {
 		t.Fatalf("got %q, want %q", got, "bye\n")
 	}
-	waitFor(t, "linger timeout to close", func() bool { return statsOf(t, l).Active == 0 })
+	testkit.WaitFor(t, "linger timeout to close", 10*time.Second, func() bool { return statsOf(t, l).Active == 0 })
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -247,17 +234,17 @@ func TestIdleTimeout(t *testing.T) {
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Fatalf("closed after %v, before the idle timeout", el)
 	}
-	waitFor(t, "timeout counted", func() bool { return statsOf(t, l).Closed[loop.ReasonTimeout] == 1 })
+	testkit.WaitFor(t, "timeout counted", 10*time.Second, func() bool { return statsOf(t, l).Closed[loop.ReasonTimeout] == 1 })
 }
 
 func TestShutdownGraceful(t *testing.T) {
 	addr, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	c := dial(t, addr)
-	waitFor(t, "accept", func() bool { return statsOf(t, l).Active == 1 })
+	testkit.WaitFor(t, "accept", 10*time.Second, func() bool { return statsOf(t, l).Active == 1 })
 	l.Shutdown(10 * time.Second)
 
 	// The listener is gone: new connections are refused.
-	waitFor(t, "the listener to close", func() bool {
+	testkit.WaitFor(t, "the listener to close", 10*time.Second, func() bool {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			nc.Close()
@@ -289,7 +276,7 @@ func TestShutdownGraceful(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	addr, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	c := dial(t, addr)
-	waitFor(t, "accept", func() bool { return statsOf(t, l).Active == 1 })
+	testkit.WaitFor(t, "accept", 10*time.Second, func() bool { return statsOf(t, l).Active == 1 })
 	l.Shutdown(200 * time.Millisecond)
 	readEOF(t, c) // cut at the deadline
 	select {
@@ -334,7 +321,7 @@ func TestTimersAndPost(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "all posted tasks", func() bool { mu.Lock(); defer mu.Unlock(); return count == 100 })
+	testkit.WaitFor(t, "all posted tasks", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return count == 100 })
 }
 
 func TestTick(t *testing.T) {
@@ -374,7 +361,7 @@ func TestFDsCloseOnExec(t *testing.T) {
 	before := openFDs()
 	addr, l := looptest.Start(t, loop.Config{Handler: echo.New()})
 	dial(t, addr)
-	waitFor(t, "accept", func() bool { return statsOf(t, l).Active == 1 })
+	testkit.WaitFor(t, "accept", 10*time.Second, func() bool { return statsOf(t, l).Active == 1 })
 	bad := looptest.OnLoop(t, l, func() []string {
 		var bad []string
 		checked := 0

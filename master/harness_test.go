@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prefork/prefork/internal/proc"
+	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/master"
 )
 
@@ -109,7 +111,7 @@ func startServer(t testing.TB, workers int, args ...string) *server {
 			<-s.exited
 		}
 		// No worker may outlive the master.
-		waitFor(t, "workers of the killed master to exit", 5*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
+		testkit.WaitFor(t, "workers of the killed master to exit", 5*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
 		if t.Failed() {
 			s.dumpLogs()
 		}
@@ -196,7 +198,7 @@ func (s *server) readyWorkers() map[int]int {
 func (s *server) waitReady(n int) map[int]int {
 	s.t.Helper()
 	var ready map[int]int
-	waitFor(s.t, fmt.Sprintf("%d ready workers and nothing else", n), 30*time.Second, func() bool {
+	testkit.WaitFor(s.t, fmt.Sprintf("%d ready workers and nothing else", n), 30*time.Second, func() bool {
 		st := s.status()
 		ready = map[int]int{}
 		for _, w := range st.Workers {
@@ -262,15 +264,11 @@ func (s *server) workerPIDsAny() []int {
 }
 
 func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return ""
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return ""
-	}
-	return f[0]
+	return st.State
 }
 
 // childrenOf lists the children of pid from /proc/*/stat.
@@ -282,32 +280,15 @@ func childrenOf(pid int, zombies bool) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cpid))
+		st, err := proc.ReadStat(cpid)
 		if err != nil {
 			continue
 		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		if ppid == pid && (zombies || f[0] != "Z") {
+		if st.PPID == pid && (zombies || st.State != "Z") {
 			out = append(out, cpid)
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // get makes one HTTP request on a new connection and checks the 200.
@@ -374,7 +355,7 @@ func startLoad(t testing.TB, addr string, clients int) *load {
 func (l *load) waitRequests(t testing.TB, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	waitFor(t, fmt.Sprintf("%d more requests", n), 30*time.Second, func() bool { return l.ok.Load() >= target })
+	testkit.WaitFor(t, fmt.Sprintf("%d more requests", n), 30*time.Second, func() bool { return l.ok.Load() >= target })
 }
 
 func (l *load) finish() {

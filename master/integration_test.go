@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prefork/prefork/internal/testenv"
+	"github.com/prefork/prefork/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -150,7 +151,7 @@ func TestWorkerKilled(t *testing.T) {
 				go func() { errs <- get(s.addr) }()
 			}
 			var replaced time.Duration
-			waitFor(t, "slot 1 replaced", 10*time.Second, func() bool {
+			testkit.WaitFor(t, "slot 1 replaced", 10*time.Second, func() bool {
 				pid, ok := s.readyWorkers()[1]
 				if ok && pid != victim {
 					replaced = time.Since(start)
@@ -193,7 +194,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			for i := 1; i <= 3; i++ {
 				before := s.readyWorkers()
 				s.signal(unix.SIGHUP)
-				waitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
+				testkit.WaitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
 					st := s.status()
 					if st.Reloads != i || len(st.Workers) != 3 {
 						return false
@@ -285,7 +286,7 @@ func TestGracefulStop(t *testing.T) {
 			if el := time.Since(start); el > 5*time.Second {
 				t.Errorf("stop took %v: idle connections held it up", el)
 			}
-			waitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
+			testkit.WaitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
 			if _, err := os.Stat(s.pidfile); !os.IsNotExist(err) {
 				t.Errorf("pidfile still there after exit: %v", err)
 			}
@@ -296,12 +297,7 @@ func TestGracefulStop(t *testing.T) {
 // dialKeepAlive opens a connection and makes one keep-alive request on it.
 func dialKeepAlive(t testing.TB, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := testkit.Dial(t, addr)
 	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 	br := bufio.NewReader(c)
 	for {
@@ -334,7 +330,7 @@ func TestFastStop(t *testing.T) {
 	if _, err := io.ReadAll(busy); err != nil {
 		t.Fatalf("connection after fast stop: got %v, want EOF", err)
 	}
-	waitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
+	testkit.WaitFor(t, "no worker left", 2*time.Second, func() bool { return len(s.workerPIDsAny()) == 0 })
 }
 
 // TestMasterKilled: SIGKILL of the master → workers gone within a second.
@@ -344,7 +340,7 @@ func TestMasterKilled(t *testing.T) {
 	s.signal(unix.SIGKILL)
 	s.waitExit(5 * time.Second)
 	start := time.Now()
-	waitFor(t, "workers to die with their master", time.Second, func() bool {
+	testkit.WaitFor(t, "workers to die with their master", time.Second, func() bool {
 		for _, pid := range workers {
 			if unix.Kill(pid, 0) == nil && procState(pid) != "Z" {
 				return false
@@ -368,7 +364,7 @@ func TestHungWorker(t *testing.T) {
 	defer c.Close()
 	fmt.Fprint(c, "hang")
 	start := time.Now()
-	waitFor(t, "the hung worker to be replaced", 15*time.Second, func() bool {
+	testkit.WaitFor(t, "the hung worker to be replaced", 15*time.Second, func() bool {
 		after := s.readyWorkers()
 		changed := 0
 		for slot, pid := range before {
@@ -408,7 +404,7 @@ func isReset(err error) bool { return err != nil && strings.Contains(err.Error()
 // cleanly.
 func TestCrashLoopBackoff(t *testing.T) {
 	s := startServer(t, 0, "--workers", "1", "--proto", "crash")
-	waitFor(t, "four backoffs", 20*time.Second, func() bool {
+	testkit.WaitFor(t, "four backoffs", 20*time.Second, func() bool {
 		return len(s.logsWith("worker crash loop: backing off")) >= 4
 	})
 	var delays []time.Duration
@@ -444,7 +440,7 @@ func TestControlCommands(t *testing.T) {
 	if out, err := exec.Command(bin, "reload", "--pidfile", s.pidfile).CombinedOutput(); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
-	waitFor(t, "reload", 20*time.Second, func() bool {
+	testkit.WaitFor(t, "reload", 20*time.Second, func() bool {
 		after := s.readyWorkers()
 		return len(after) == 2 && after[0] != before[0] && after[1] != before[1]
 	})
@@ -557,7 +553,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 			t.Logf("logs:\n%s", logs.String())
 		}
 	}()
-	waitFor(t, "the master inside the namespace", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "the master inside the namespace", 10*time.Second, func() bool {
 		kids := childrenOf(cmd.Process.Pid, false)
 		if len(kids) == 1 {
 			master = kids[0]

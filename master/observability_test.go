@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prefork/prefork/internal/testenv"
+	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/master"
 	"golang.org/x/sys/unix"
 )
@@ -149,7 +150,7 @@ func TestMetricsRestartAndMissing(t *testing.T) {
 	// Wait until the workers have accepted all ten: a connection still in
 	// slot 0's queue when its worker dies is (rightly) accepted by the
 	// replacement, and would count there.
-	waitFor(t, "the ten connections to be accepted", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "the ten connections to be accepted", 10*time.Second, func() bool {
 		_, body := httpGet(t, "http://"+s.metricsAddr+"/metrics")
 		a0, _ := sample(t, body, "prefork_connections_accepted_total", `{worker="0"}`)
 		a1, _ := sample(t, body, "prefork_connections_accepted_total", `{worker="1"}`)
@@ -157,7 +158,7 @@ func TestMetricsRestartAndMissing(t *testing.T) {
 	})
 	victim := s.readyWorkers()[0]
 	_ = unix.Kill(victim, unix.SIGKILL)
-	waitFor(t, "slot 0 replaced", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "slot 0 replaced", 10*time.Second, func() bool {
 		pid, ok := s.readyWorkers()[0]
 		return ok && pid != victim
 	})
@@ -176,7 +177,7 @@ func TestMetricsRestartAndMissing(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprint(c, "hang")
-	waitFor(t, "a worker to wedge", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "a worker to wedge", 10*time.Second, func() bool {
 		start := time.Now()
 		_, body = httpGet(t, "http://"+s.metricsAddr+"/metrics")
 		if el := time.Since(start); el > 3*time.Second {
@@ -295,7 +296,7 @@ func TestSocketActivation(t *testing.T) {
 	logs := startTool(t, cmd)
 	// systemd-socket-activate listens at once and starts the server on the
 	// first connection, which waits in the adopted socket's queue.
-	waitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -423,7 +424,7 @@ func TestPrometheusServerScrape(t *testing.T) {
 	startTool(t, cmd)
 	query := "http://" + web + "/api/v1/query?query=" + "sum+by+(worker)(prefork_requests_total)"
 	var body string
-	waitFor(t, "Prometheus to have scraped every worker", 60*time.Second, func() bool {
+	testkit.WaitFor(t, "Prometheus to have scraped every worker", 60*time.Second, func() bool {
 		c := &http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get(query)
 		if err != nil {

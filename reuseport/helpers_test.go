@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prefork/prefork/internal/testkit"
 )
 
 // testTimeout bounds every wait in these tests.
@@ -69,15 +71,9 @@ func addrOf(t *testing.T, fd int) string {
 // returns; waitQueued tells for sure.
 func dial(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: testTimeout}
 	conns := make([]net.Conn, 0, n)
 	for range n {
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("dial %s: %v", addr, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns = append(conns, c)
+		conns = append(conns, testkit.Dial(t, addr))
 	}
 	return conns
 }

@@ -7,38 +7,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prefork/prefork/internal/looptest"
+	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/calc"
 )
-
-// ioTimeout bounds every network test's I/O.
-const ioTimeout = 10 * time.Second
 
 func startServer(t *testing.T) (string, *loop.Loop, *calc.Handler) {
 	t.Helper()
 	h := calc.New()
 	addr, l := looptest.Start(t, loop.Config{Handler: h})
 	return addr, l, h
-}
-
-func dial(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, ioTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	tc := c.(*net.TCPConn)
-	if err := tc.SetNoDelay(true); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	return tc
 }
 
 // exchange writes req and reads exactly len(want) bytes back.
@@ -92,7 +72,7 @@ func mixedFrames(n int, seed int64) (req []byte, want string) {
 
 func TestLoopbackPipelined(t *testing.T) {
 	addr, l, h := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	req, want := mixedFrames(500, 1)
 	exchange(t, c, req, want) // all 500 frames in one write
 	if got := requests(t, l, h); got != 500 {
@@ -102,7 +82,7 @@ func TestLoopbackPipelined(t *testing.T) {
 
 func TestLoopbackByteAtATime(t *testing.T) {
 	addr, l, h := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	frames := [][]byte{
 		calc.AppendRequest(nil, 1, '+', 2),
 		calc.AppendRequest(nil, math.MinInt64, '%', -1),
@@ -146,7 +126,7 @@ func TestLoopbackBadHeader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, _, _ := startServer(t)
-			c := dial(t, addr)
+			c := testkit.Dial(t, addr)
 			for _, w := range tt.writes {
 				if _, err := c.Write([]byte(w)); err != nil {
 					t.Fatalf("write: %v", err)
@@ -165,10 +145,10 @@ func TestLoopbackBadHeader(t *testing.T) {
 
 func TestLoopbackOthersServedAfterGarbage(t *testing.T) {
 	addr, l, h := startServer(t)
-	before := dial(t, addr)
+	before := testkit.Dial(t, addr)
 	exchange(t, before, calc.AppendRequest(nil, 2, '*', 21), "4\r\n42 0\r\n")
 
-	bad := dial(t, addr)
+	bad := testkit.Dial(t, addr)
 	if _, err := bad.Write([]byte("5\r\n1 + 2\r\nnot a header\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +157,7 @@ func TestLoopbackOthersServedAfterGarbage(t *testing.T) {
 	}
 
 	exchange(t, before, calc.AppendRequest(nil, -9, '%', 4), "4\r\n-1 0\r\n")
-	after := dial(t, addr)
+	after := testkit.Dial(t, addr)
 	exchange(t, after, calc.AppendRequest(nil, 100, '-', 1), "4\r\n99 0\r\n")
 	if got := requests(t, l, h); got != 4 {
 		t.Errorf("Requests() = %d, want 4", got)
@@ -192,7 +172,7 @@ func TestLoopbackManyConns(t *testing.T) {
 	addr, l, h := startServer(t)
 	var wg sync.WaitGroup
 	for i := range conns {
-		c := dial(t, addr)
+		c := testkit.Dial(t, addr)
 		req, want := mixedFrames(perConn, int64(i))
 		wg.Add(2)
 		go func() {

@@ -14,29 +14,15 @@ import (
 	"time"
 
 	"github.com/prefork/prefork/internal/looptest"
+	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/loop"
 )
-
-const ioTimeout = 10 * time.Second
 
 func startServer(t *testing.T) (string, *loop.Loop, *Handler) {
 	t.Helper()
 	h := New(Options{})
 	addr, l := looptest.Start(t, loop.Config{Handler: h, LingerTimeout: time.Second})
 	return addr, l, h
-}
-
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, ioTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // readResponse reads one response with net/http's client-side parser and
@@ -82,7 +68,7 @@ func requests(t *testing.T, l *loop.Loop, h *Handler) uint64 {
 
 func TestLoopbackKeepAlive(t *testing.T) {
 	addr, l, h := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	br := bufio.NewReader(c)
 	for i := 0; i < 100; i++ {
 		if _, err := io.WriteString(c, "GET /"+fmt.Sprint(i)+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -100,7 +86,7 @@ func TestLoopbackKeepAlive(t *testing.T) {
 
 func TestLoopbackPipelined(t *testing.T) {
 	addr, _, _ := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	var b strings.Builder
 	methods := make([]string, 50)
 	for i := range methods {
@@ -126,7 +112,7 @@ func TestLoopbackPipelined(t *testing.T) {
 
 func TestLoopbackByteAtATime(t *testing.T) {
 	addr, _, _ := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	req := "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" + getClose
 	for i := 0; i < len(req); i++ {
 		if _, err := c.Write([]byte{req[i]}); err != nil {
@@ -190,7 +176,7 @@ func TestLoopbackErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, addr)
+			c := testkit.Dial(t, addr)
 			errc := sendAsync(c, tt.in)
 			br := bufio.NewReader(c)
 			for i := 0; i < tt.before; i++ {
@@ -205,7 +191,7 @@ func TestLoopbackErrors(t *testing.T) {
 		})
 	}
 	t.Run("good connection after bad ones", func(t *testing.T) {
-		c := dial(t, addr)
+		c := testkit.Dial(t, addr)
 		if _, err := io.WriteString(c, get+getClose); err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +214,7 @@ func TestLoopbackClose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, addr)
+			c := testkit.Dial(t, addr)
 			if _, err := io.WriteString(c, tt.req); err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +231,7 @@ func TestLoopbackClose(t *testing.T) {
 		})
 	}
 	t.Run("1.0 keep-alive", func(t *testing.T) {
-		c := dial(t, addr)
+		c := testkit.Dial(t, addr)
 		br := bufio.NewReader(c)
 		for i := 0; i < 3; i++ {
 			if _, err := io.WriteString(c, get10KA); err != nil {
@@ -260,7 +246,7 @@ func TestLoopbackClose(t *testing.T) {
 
 func TestLoopbackChunkedBody(t *testing.T) {
 	addr, _, _ := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	var b bytes.Buffer
 	b.WriteString("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // 16 KiB
@@ -282,7 +268,7 @@ func TestLoopbackChunkedBody(t *testing.T) {
 
 func TestLoopbackExpectContinue(t *testing.T) {
 	addr, _, _ := startServer(t)
-	c := dial(t, addr)
+	c := testkit.Dial(t, addr)
 	if _, err := io.WriteString(c, "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -308,10 +294,10 @@ func TestLoopbackNetHTTPClient(t *testing.T) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, a)
 		},
-		ExpectContinueTimeout: ioTimeout,
+		ExpectContinueTimeout: testkit.IOTimeout,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: ioTimeout}
+	client := &http.Client{Transport: tr, Timeout: testkit.IOTimeout}
 	check := func(resp *http.Response, wantBody string) {
 		t.Helper()
 		defer resp.Body.Close()
@@ -390,21 +376,21 @@ func TestLoopbackDrain(t *testing.T) {
 
 	addr, l := looptest.Start(t, loop.Config{Handler: spy, LingerTimeout: time.Second})
 
-	idle := dial(t, addr)
+	idle := testkit.Dial(t, addr)
 	if _, err := io.WriteString(idle, get); err != nil {
 		t.Fatal(err)
 	}
 	idleR := bufio.NewReader(idle)
 	readOK(t, idleR, "GET")
 
-	busy := dial(t, addr)
+	busy := testkit.Dial(t, addr)
 	half := "GET /slow HTTP/1.1\r\nHost: x\r\n"
 	if _, err := io.WriteString(busy, half); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-spy.partial:
-	case <-time.After(ioTimeout):
+	case <-time.After(testkit.IOTimeout):
 		t.Fatal("the server did not read the half head")
 	}
 
