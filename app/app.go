@@ -307,6 +307,11 @@ func statusCommand() *cli.Command {
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "master pid %d, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
 				st.PID, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			metricsAt := st.Metrics
+			if metricsAt == "" {
+				metricsAt = "off"
+			}
+			fmt.Fprintf(w, "listening on %s, metrics on %s\n", strings.Join(st.Addrs, " "), metricsAt)
 			fmt.Fprintln(w, "SLOT\tPID\tGEN\tUPTIME\tSTATE\tRESTARTS")
 			for _, ws := range st.Workers {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%d\n", ws.Slot, ws.PID, ws.Generation, seconds(ws.Uptime), ws.State, ws.Restarts)

@@ -18,6 +18,7 @@ type Status struct {
 	Mode     Mode           `json:"mode"`
 	Proto    string         `json:"proto"`
 	Addrs    []string       `json:"addrs"`
+	Metrics  string         `json:"metrics_addr,omitempty"` // as bound ("" disabled)
 	Desired  int            `json:"workers_desired"`
 	Reloads  int            `json:"reloads"`
 	Uptime   float64        `json:"uptime_seconds"`
@@ -103,7 +104,7 @@ func (m *Master) onAdmin(cmd string) adminReply {
 func (m *Master) status() Status {
 	now := m.env.now()
 	st := Status{
-		PID: os.Getpid(), Mode: m.cfg.Mode, Proto: m.cfg.Proto, Addrs: m.ls.addrs,
+		PID: os.Getpid(), Mode: m.cfg.Mode, Proto: m.cfg.Proto, Addrs: m.ls.addrs, Metrics: m.MetricsAddr(),
 		Desired: m.desired, Reloads: m.reloads, Uptime: now.Sub(m.started).Seconds(), Stopping: m.stopping,
 	}
 	for _, p := range m.procs {

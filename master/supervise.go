@@ -40,6 +40,7 @@ type proc struct {
 	// killAt: SIGKILL if still alive then (stop deadline); zero if none.
 	killAt time.Time
 	hung   bool // aborted for missing heartbeats
+	killed bool // SIGKILL sent
 	// reload: started as a reload's replacement; its READY (or its death
 	// before it) moves the reload on to the next slot.
 	reload bool
@@ -223,15 +224,19 @@ func (m *Master) onTick() {
 	}
 	m.notify.tick(now, healthy)
 	for _, p := range m.procs {
+		if p.killed {
+			continue // its exit is on the way
+		}
 		switch {
 		case !p.killAt.IsZero() && now.After(p.killAt):
 			m.log.Warn("worker did not exit in time: SIGKILL", "slot", p.slot, "pid", p.pid)
 			m.kill(p, unix.SIGKILL)
-			p.killAt = time.Time{}
+			p.killed = true
 		case !p.abortAt.IsZero():
 			if now.Sub(p.abortAt) > abortGrace {
+				m.log.Warn("hung worker still there after SIGABRT: SIGKILL", "slot", p.slot, "pid", p.pid)
 				m.kill(p, unix.SIGKILL)
-				p.abortAt = time.Time{}
+				p.killed = true
 			}
 		case now.Sub(p.lastHB) > m.cfg.WorkerTimeout:
 			// Its loop is stuck (no heartbeat from the loop thread). SIGABRT
@@ -239,11 +244,23 @@ func (m *Master) onTick() {
 			// if that does not end it.
 			m.log.Error("worker hung: no heartbeat; aborting it", "slot", p.slot, "pid", p.pid,
 				"silent", now.Sub(p.lastHB).Round(time.Millisecond), "state", p.state.String())
-			m.kill(p, unix.SIGABRT)
-			p.abortAt = now
-			p.hung = true
+			m.abort(p, now)
+		case p.state == stateStarting && now.Sub(p.started) > m.cfg.WorkerTimeout:
+			// Alive but never READY: a reload would wait on it for ever.
+			m.log.Error("worker not ready in time: aborting it", "slot", p.slot, "pid", p.pid,
+				"after", now.Sub(p.started).Round(time.Millisecond))
+			m.abort(p, now)
 		}
 	}
+}
+
+// abort sends SIGABRT to a hung worker (the Go runtime prints every
+// goroutine's stack), and SIGKILL abortGrace later if it is still there; its
+// exit is then a crash, counted as hung.
+func (m *Master) abort(p *proc, now time.Time) {
+	m.kill(p, unix.SIGABRT)
+	p.abortAt = now
+	p.hung = true
 }
 
 // kill signals a worker. An error means it has exited already (its exit
