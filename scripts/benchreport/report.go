@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// The results files scripts/bench writes in RESULTS-DIR, one line per run,
+// tab-separated; the column numbers below count from 0.
+//
+//	keepalive.tsv, pipeline.tsv: server round req/s p50 p99 errors others'-CPU-% steal-% requests server-CPU-s
+//	echo.tsv:   server round depth msgs/s p50 p99 others'-CPU-% steal-% msgs server-CPU-s
+//	memory.tsv: server RSS-before-KiB RSS-after-KiB "ok=N failed=M"
+//	syscalls.tsv: server depth requests total name calls name calls ... (by calls, descending)
+//	balance.tsv:  mode source "count count ..."
+const (
+	colServer = 0
+
+	httpRPS, httpP50, httpP99, httpErrors, httpOther, httpSteal, httpRequests, httpCPU = 2, 3, 4, 5, 6, 7, 8, 9
+
+	echoDepth, echoRate, echoP50, echoP99, echoOther, echoSteal, echoMsgs, echoCPU = 2, 3, 4, 5, 6, 7, 8, 9
+)
+
+// reportConfig is what the headings and tables need of the script's knobs.
+type reportConfig struct {
+	conns, duration, pipelineDepth, echoSize, idleConns, syscallSeconds int
+	balanceWorkers, balanceConns, balanceConc                           int
+	httpServers, echoServers                                            []string
+	labels                                                              map[string]string
+}
+
+func (c *reportConfig) label(server string) string {
+	if l, ok := c.labels[server]; ok {
+		return l
+	}
+	return server
+}
+
+// table is a results file: its lines split at tabs.
+type table [][]string
+
+// readTable reads dir/name; a missing or empty file is an empty table.
+func readTable(dir, name string) (table, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var t table
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\r\n")
+		if line != "" {
+			t = append(t, strings.Split(line, "\t"))
+		}
+	}
+	return t, nil
+}
+
+// where returns the rows whose column col is val.
+func (t table) where(col int, val string) table {
+	var out table
+	for _, row := range t {
+		if col < len(row) && row[col] == val {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
+// nums returns column col as numbers, leaving out what is not one (empty,
+// "-" for a figure wrk did not print).
+func (t table) nums(col int) []float64 {
+	var out []float64
+	for _, row := range t {
+		if col < len(row) {
+			if v, err := strconv.ParseFloat(row[col], 64); err == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// perCPU returns, row by row, column n divided by column cpu (CPU
+// seconds): requests or messages per second of server CPU, "rps/core".
+// Rows without a positive CPU time are left out.
+func (t table) perCPU(n, cpu int) []float64 {
+	var out []float64
+	for _, row := range t {
+		if n >= len(row) || cpu >= len(row) {
+			continue
+		}
+		v, err1 := strconv.ParseFloat(row[n], 64)
+		c, err2 := strconv.ParseFloat(row[cpu], 64)
+		if err1 == nil && err2 == nil && c > 0 {
+			out = append(out, v/c)
+		}
+	}
+	return out
+}
+
+func sum(vs []float64) float64 {
+	var s float64
+	for _, v := range vs {
+		s += v
+	}
+	return s
+}
+
+// pct formats the max of a CPU percentage column, "?" for none.
+func pct(vs []float64) string { return maxOf(vs).or("?") + " %" }
+
+// throughputTable prints the table of keepalive.tsv or pipeline.tsv.
+func throughputTable(w io.Writer, c *reportConfig, t table, latency bool) {
+	ng := medianOf(t.where(colServer, "nginx").nums(httpRPS))
+	gn := medianOf(t.where(colServer, "gnet").nums(httpRPS))
+	fl := medianOf(t.where(colServer, "floor").nums(httpRPS))
+	flCPU := medianOf(t.where(colServer, "floor").perCPU(httpRequests, httpCPU))
+	fmt.Fprintln(w, "| server | req/s (median) | vs nginx | vs gnet | vs floor | min – max over rounds | rps/core (median) | rps/core vs floor | p50 / p99 latency | errors | others' CPU (max) | steal (max) |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, s := range c.httpServers {
+		rows := t.where(colServer, s)
+		rps := rows.nums(httpRPS)
+		med := medianOf(rps)
+		perCore := medianOf(rows.perCPU(httpRequests, httpCPU))
+		lat := us(medianOf(rows.nums(httpP50))) + " / " + us(medianOf(rows.nums(httpP99)))
+		if !latency {
+			lat = "n/a"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s – %s | %s | %s | %s | %s | %s | %s |\n",
+			c.label(s), si(med), ratio(med, ng), ratio(med, gn), ratio(med, fl),
+			si(minOf(rps)), si(maxOf(rps)), si(perCore), ratio(perCore, flCPU),
+			lat, plain(sum(rows.nums(httpErrors))), pct(rows.nums(httpOther)), pct(rows.nums(httpSteal)))
+	}
+}
+
+// echoTable prints the table of echo.tsv: 1, then 16 messages in flight.
+func echoTable(w io.Writer, c *reportConfig, t table) {
+	fmt.Fprintln(w, "| server | in flight per conn | msgs/s (median) | vs gnet | vs floor | min – max over rounds | msgs/s/core (median) | msgs/s/core vs floor | p50 / p99 latency | others' CPU (max) | steal (max) |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, d := range []string{"1", "16"} {
+		td := t.where(echoDepth, d)
+		gn := medianOf(td.where(colServer, "gnet-echo").nums(echoRate))
+		fl := medianOf(td.where(colServer, "floor-echo").nums(echoRate))
+		flCPU := medianOf(td.where(colServer, "floor-echo").perCPU(echoMsgs, echoCPU))
+		for _, s := range c.echoServers {
+			rows := td.where(colServer, s)
+			rate := rows.nums(echoRate)
+			med := medianOf(rate)
+			perCore := medianOf(rows.perCPU(echoMsgs, echoCPU))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s – %s | %s | %s | %s / %s | %s | %s |\n",
+				c.label(s), d, si(med), ratio(med, gn), ratio(med, fl), si(minOf(rate)), si(maxOf(rate)),
+				si(perCore), ratio(perCore, flCPU),
+				us(medianOf(rows.nums(echoP50))), us(medianOf(rows.nums(echoP99))),
+				pct(rows.nums(echoOther)), pct(rows.nums(echoSteal)))
+		}
+		fmt.Fprintf(w, "| nginx | %s | n/a: no echo in Debian's nginx | | | | | | | | |\n", d)
+	}
+}
+
+func memoryTable(w io.Writer, c *reportConfig, t table) {
+	fmt.Fprintf(w, "| server | RSS before | RSS with %d idle | KiB per connection | still open after |\n", c.idleConns)
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
+	for _, row := range t {
+		row = append(row, "", "", "", "")[:max(len(row), 4)]
+		before, _ := strconv.ParseInt(row[1], 10, 64)
+		after, _ := strconv.ParseInt(row[2], 10, 64)
+		fmt.Fprintf(w, "| %s | %d MiB | %d MiB | %.2f | %s |\n", c.label(row[0]), before/1024, after/1024,
+			float64(after-before)/float64(max(c.idleConns, 1)), strings.Join(row[3:], "\t"))
+	}
+}
+
+// runtimeCalls are the Go runtime's own syscalls, which follow wall-clock
+// time more than requests ("without runtime calls" leaves them out).
+var runtimeCalls = regexp.MustCompile(`^(futex|nanosleep|clock_nanosleep|sched_yield|tgkill|tkill|getpid|gettid|rt_sig.*|sigaltstack|madvise|mmap|munmap|mprotect|clock_gettime)$`)
+
+// syscallRow formats one line of syscalls.tsv: server depth requests total
+// name calls name calls ...
+func syscallRow(c *reportConfig, row []string) string {
+	row = append(row, "", "", "", "")[:max(len(row), 4)]
+	requests, _ := strconv.ParseInt(row[2], 10, 64)
+	total, _ := strconv.ParseFloat(row[3], 64)
+	n := float64(max(requests, 1))
+	var top []string
+	var io float64
+	for i := 4; i+1 < len(row); i += 2 {
+		calls, _ := strconv.ParseFloat(row[i+1], 64)
+		if len(top) < 5 {
+			top = append(top, fmt.Sprintf("%s %.2f", row[i], calls/n))
+		}
+		if !runtimeCalls.MatchString(row[i]) {
+			io += calls
+		}
+	}
+	workload := "keep-alive"
+	if row[1] != "1" {
+		workload = "pipelined ×" + strconv.Itoa(c.pipelineDepth)
+	}
+	return fmt.Sprintf("| %s | %s | %d | %.2f | %.2f | %s |", c.label(row[0]), workload, requests, total/n, io/n, strings.Join(top, ", "))
+}
+
+// balanceRow formats one line of balance.tsv: mode source counts.
+func balanceRow(row []string) string {
+	row = append(row, "", "", "")[:max(len(row), 3)]
+	mode, source, counts := row[0], row[1], strings.Fields(row[2])
+	if len(counts) == 0 {
+		return fmt.Sprintf("| %s | %s | | |", mode, source)
+	}
+	var vs []float64
+	for _, s := range counts {
+		v, _ := strconv.ParseFloat(s, 64)
+		vs = append(vs, v)
+	}
+	lo, hi, _ := minMax(vs)
+	spread := "∞"
+	if lo != 0 {
+		spread = fmt.Sprintf("%.2f", hi/lo)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s |", mode, source, strings.Join(counts, " / "), spread)
+}
+
+// report prints everything after the environment lines scripts/bench prints
+// itself (revision, machine, versions, load average).
+func report(w io.Writer, c *reportConfig, dir string) error {
+	tabs := map[string]table{}
+	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance"} {
+		t, err := readTable(dir, name+".tsv")
+		if err != nil {
+			return err
+		}
+		tabs[name] = t
+	}
+	var other, steal []float64
+	for _, name := range []string{"keepalive", "pipeline"} {
+		other = append(other, tabs[name].nums(httpOther)...)
+		steal = append(steal, tabs[name].nums(httpSteal)...)
+	}
+	other = append(other, tabs["echo"].nums(echoOther)...)
+	steal = append(steal, tabs["echo"].nums(echoSteal)...)
+	if len(other) > 0 {
+		fmt.Fprintln(w, "During the throughput runs, in % of all CPUs: CPU used by other processes and kernel threads")
+		fmt.Fprintf(w, "median %s %%, max %s %%; steal time (the hypervisor running\n", medianOf(other).or(""), maxOf(other).or(""))
+		fmt.Fprintf(w, "something else) median %s %%, max %s %%.\n", medianOf(steal).or(""), maxOf(steal).or(""))
+		fmt.Fprintln(w, "rps/core (msgs/s/core): requests (messages) the server completed per second of CPU its processes")
+		fmt.Fprintln(w, "used during the run (utime+stime of its whole process tree), the median over rounds.")
+	}
+	if len(tabs["keepalive"]) > 0 {
+		fmt.Fprintf(w, "\n### 1. HTTP keep-alive, wrk -t1 -c%d -d%ds\n\n", c.conns, c.duration)
+		fmt.Fprintf(w, "Latencies are wrk's, after its coordinated-omission correction.\n\n")
+		throughputTable(w, c, tabs["keepalive"], true)
+	}
+	if len(tabs["pipeline"]) > 0 {
+		fmt.Fprintf(w, "\n### 2. HTTP pipelined, %d requests per write (scripts/pipeline.lua), wrk -t1 -c%d -d%ds\n\n", c.pipelineDepth, c.conns, c.duration)
+		fmt.Fprintln(w, "No latency here: wrk corrects its histogram for coordinated omission with the mean interval")
+		fmt.Fprintf(w, "between responses on a connection, 1/%d of a batch's round trip when pipelining, and adds\n", c.pipelineDepth)
+		fmt.Fprintln(w, "samples below the recorded minimum, which its percentiles never reach (p90 and p99 come out")
+		fmt.Fprintf(w, "as 0 in short runs). Section 3 has latencies with messages in flight.\n\n")
+		throughputTable(w, c, tabs["pipeline"], false)
+	}
+	if len(tabs["echo"]) > 0 {
+		fmt.Fprintf(w, "\n### 3. Echo, %d-byte messages, %d connections (scripts/echoload, every byte verified)\n\n", c.echoSize, c.conns)
+		echoTable(w, c, tabs["echo"])
+	}
+	if len(tabs["memory"]) > 0 {
+		fmt.Fprintf(w, "\n### 4. Memory per idle keep-alive connection (%d connections, one GET each, RSS of the whole process tree)\n\n", c.idleConns)
+		memoryTable(w, c, tabs["memory"])
+	}
+	if len(tabs["syscalls"]) > 0 {
+		fmt.Fprintf(w, "\n### 5. Syscalls per request (strace -c -f on the whole process tree, wrk -t1 -c%d -d%ds)\n\n", c.conns, c.syscallSeconds)
+		fmt.Fprintln(w, "The second figure leaves out the Go runtime's own calls (futex, nanosleep, sched_yield, signals, memory")
+		fmt.Fprintf(w, "management), which follow wall-clock time more than requests and so grow with strace's slow-down.\n\n")
+		fmt.Fprintln(w, "| server | workload | requests | syscalls / request | without runtime calls | top syscalls per request |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|---|")
+		for _, row := range tabs["syscalls"] {
+			fmt.Fprintln(w, syscallRow(c, row))
+		}
+	}
+	if len(tabs["balance"]) > 0 {
+		fmt.Fprintf(w, "\n### 6. Accept balance: prefork --workers %d, %d new connections (%d at a time, one GET each, then close)\n\n",
+			c.balanceWorkers, c.balanceConns, c.balanceConc)
+		fmt.Fprintln(w, "| mode | source | accepted per worker (slot 0, 1, …) | max / min |")
+		fmt.Fprintln(w, "|---|---|---|--:|")
+		for _, row := range tabs["balance"] {
+			fmt.Fprintln(w, balanceRow(row))
+		}
+	}
+	return nil
+}
+
+// labelFlags collects -label KEY=TEXT.
+type labelFlags map[string]string
+
+func (l labelFlags) String() string { return fmt.Sprint(map[string]string(l)) }
+func (l labelFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=TEXT", s)
+	}
+	l[k] = v
+	return nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func cmdReport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	c := reportConfig{labels: labelFlags{}}
+	fs.IntVar(&c.conns, "conns", 64, "wrk -c and echo connections")
+	fs.IntVar(&c.duration, "duration", 4, "seconds per throughput run")
+	fs.IntVar(&c.pipelineDepth, "pipeline-depth", 16, "requests per write in the pipelined workload")
+	fs.IntVar(&c.echoSize, "echo-size", 128, "bytes per echo message")
+	fs.IntVar(&c.idleConns, "idle-conns", 5000, "connections of the memory workload")
+	fs.IntVar(&c.syscallSeconds, "syscall-seconds", 3, "seconds of wrk under strace")
+	fs.IntVar(&c.balanceWorkers, "balance-workers", 4, "workers of the balance workload")
+	fs.IntVar(&c.balanceConns, "balance-conns", 2000, "connections of the balance workload")
+	fs.IntVar(&c.balanceConc, "balance-conc", 8, "connections at a time in the balance workload")
+	httpServers := fs.String("http", "prefork,nginx,gnet,fasthttp,nethttp,floor", "HTTP servers, in table order")
+	echoServers := fs.String("echo", "prefork-echo,gnet-echo,floor-echo", "echo servers, in table order")
+	fs.Var(labelFlags(c.labels), "label", "KEY=TEXT: the name a table shows for server KEY (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want RESULTS-DIR")
+	}
+	c.httpServers, c.echoServers = list(*httpServers), list(*echoServers)
+	bw := bufio.NewWriter(stdout)
+	if err := report(bw, &c, fs.Arg(0)); err != nil {
+		return err
+	}
+	return bw.Flush()
+}

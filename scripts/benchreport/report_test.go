@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/report.md with what the report prints")
+
+// benchLabels are the -label flags scripts/bench passes.
+var benchLabels = []string{
+	"-label", "prefork=prefork", "-label", "nginx=nginx", "-label", "gnet=gnet",
+	"-label", "fasthttp=fasthttp-prefork", "-label", "nethttp=net/http",
+	"-label", "prefork-echo=prefork", "-label", "gnet-echo=gnet",
+	"-label", "floor=floor (C, no parsing)", "-label", "floor-echo=floor (C)",
+}
+
+// TestReport prints the tables of testdata/results (keep-alive: 3 rounds;
+// pipelined: 2 rounds, no floor, one run without a CPU figure; echo; memory;
+// syscalls; balance with a 0 and a missing source) and compares them with
+// testdata/report.md, which the tables of the script before benchreport
+// matched column for column, less the rps/core columns.
+func TestReport(t *testing.T) {
+	var out bytes.Buffer
+	if err := run("report", append(slices.Clone(benchLabels), "testdata/results"), nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.md")
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(out.String(), "\n")
+	for i, w := range strings.Split(string(want), "\n") {
+		if i >= len(got) {
+			t.Fatalf("line %d: got nothing, want %q", i+1, w)
+		}
+		if got[i] != w {
+			t.Errorf("line %d:\n got %q\nwant %q", i+1, got[i], w)
+		}
+	}
+	if n, m := len(got), len(strings.Split(string(want), "\n")); n != m {
+		t.Errorf("got %d lines, want %d", n, m)
+	}
+}
+
+func TestReportEmpty(t *testing.T) {
+	var out bytes.Buffer
+	if err := run("report", []string{t.TempDir()}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "" {
+		t.Errorf("got %q, want nothing for no results", got)
+	}
+}
+
+func TestPerCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		t    table
+		want []float64
+	}{
+		{"requests per CPU second", table{{"a", "400000", "2"}, {"a", "300000", "1.5"}}, []float64{200000, 200000}},
+		{"no CPU time: left out", table{{"a", "400000", "0"}, {"a", "100", "-"}, {"a", "100"}}, nil},
+		{"no requests figure: left out", table{{"a", "", "2"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.t.perCPU(1, 2); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSyscallRow(t *testing.T) {
+	c := &reportConfig{pipelineDepth: 16, labels: map[string]string{"nethttp": "net/http"}}
+	tests := []struct {
+		name string
+		row  string
+		want string
+	}{
+		{"top five of many, runtime calls left out of the second figure",
+			"nethttp\t1\t100\t1000\tfutex\t400\tread\t100\twrite\t100\tepoll_wait\t50\tmmap\t50\tgetpid\t25\taccept4\t5",
+			"| net/http | keep-alive | 100 | 10.00 | 2.55 | futex 4.00, read 1.00, write 1.00, epoll_wait 0.50, mmap 0.50 |"},
+		{"pipelined", "x\t16\t200\t300\tread\t100",
+			"| x | pipelined ×16 | 200 | 1.50 | 0.50 | read 0.50 |"},
+		{"no requests: per 1", "x\t1\t0\t7\twrite\t7", "| x | keep-alive | 0 | 7.00 | 7.00 | write 7.00 |"},
+		{"nothing traced", "x\t1\t50\t0", "| x | keep-alive | 50 | 0.00 | 0.00 |  |"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := syscallRow(c, strings.Split(tt.row, "\t")); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBalanceRow(t *testing.T) {
+	tests := []struct {
+		name string
+		row  []string
+		want string
+	}{
+		{"even", []string{"reuseport", "metrics", "500 500 500 500"}, "| reuseport | metrics | 500 / 500 / 500 / 500 | 1.00 |"},
+		{"uneven", []string{"shared", "metrics", "1500 300 100 100"}, "| shared | metrics | 1500 / 300 / 100 / 100 | 15.00 |"},
+		{"a worker with none", []string{"shared", "strace accept4", "2000 0"}, "| shared | strace accept4 | 2000 / 0 | ∞ |"},
+		{"no counts", []string{"shared", "n/a: no series", ""}, "| shared | n/a: no series | | |"},
+		{"no counts column", []string{"shared", "n/a"}, "| shared | n/a | | |"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := balanceRow(tt.row); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
