@@ -165,7 +165,10 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 	level, err := wire.ParseLogLevel(c.String("log-level"))
 	errs = append(errs, err)
 	workers, err := master.ParseWorkers(c.String("workers"))
-	errs = append(errs, err)
+	if err != nil {
+		errs = append(errs, err)
+		workers = 1 // reported; the other checks go on
+	}
 	p, ok := protos[c.String("proto")]
 	if !ok {
 		errs = append(errs, fmt.Errorf("unknown --proto %q (want one of %s)", c.String("proto"), strings.Join(names, ", ")))

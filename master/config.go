@@ -164,7 +164,8 @@ func (c *Config) Validate() error {
 		if len(c.AdminSocket) > len(unix.RawSockaddrUnix{}.Path)-1 {
 			add("--admin-socket %s: longer than %d bytes, the limit of a unix socket path",
 				c.AdminSocket, len(unix.RawSockaddrUnix{}.Path)-1)
-		} else if err := checkDir(c.AdminSocket); err != nil {
+		} else if err := checkDir(c.AdminSocket); err != nil && (c.PidFile == "" || filepath.Dir(c.PidFile) != filepath.Dir(c.AdminSocket)) {
+			// (A missing directory it shares with --pidfile is said once, there.)
 			add("--admin-socket %s: %w", c.AdminSocket, err)
 		}
 	}

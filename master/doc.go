@@ -6,11 +6,21 @@
 // The same binary runs in two roles. `prefork serve` is the master; it starts
 // each worker by re-executing /proc/self/exe with the hidden `worker` command
 // (argv "prefork worker slot=K", so ps shows which is which). A worker reads
-// its settings from PREFORK_WORKER_SPEC (JSON: slot, generation, protocol,
-// listener addresses, timeouts, log settings), removes it from its
-// environment, builds the protocol handler and runs one epoll loop
-// (package loop). A program that registers its own protocol with app.Main
-// gets both roles the same way.
+// its wire.Spec from PREFORK_WORKER_SPEC (JSON: the master's wire.Settings as
+// they are, plus slot, generation, listener addresses, heartbeat interval and
+// CPU), removes it from its environment, builds the protocol handler and runs
+// one epoll loop (package worker, package loop). A program that registers its
+// own protocol with app.Main gets both roles the same way. Package wire is the
+// whole contract between the two: master imports it, not worker or loop.
+//
+// # Settings
+//
+// Config embeds wire.Settings, the one definition of what every worker needs;
+// the CLI maps flags onto Config and New runs Config.Validate before anything
+// is bound or forked: users and groups (resolved once, into the credential
+// workers are started with), addresses, durations, paths. A setting that
+// cannot work stops the start with a message naming its flag, never a crash
+// loop of workers.
 //
 // # File descriptors a worker inherits
 //
@@ -32,8 +42,12 @@
 //
 // One datagram per message (no framing; EOF means the other side died):
 //
-//	worker → master   READY (listeners in the epoll set), HB (heartbeat from the loop thread)
-//	master → worker   STOP (graceful), QUIT (fast), RETIRE (accept what is queued, then STOP)
+//	worker → master   READY (listeners in the epoll set), HB <conns> (heartbeat from
+//	                  the loop thread), METRICS <id>\n<registry> (a scrape's answer)
+//	master → worker   STOP (graceful), QUIT (fast), RETIRE (accept what is queued, then
+//	                  STOP), METRICS <id> (gather the registry on the loop thread)
+//
+// wire/control.go has the formats and the encoders and parsers both sides use.
 //
 // # Who owns what
 //
@@ -53,7 +67,10 @@
 //	INT, QUIT fast stop: QUIT to every worker (SIGKILL after 5 s); exit 0
 //	HUP       rolling reload, slot by slot: start generation g+1, wait for its
 //	          READY, then STOP generation g. A replacement that dies before
-//	          READY leaves the old worker in place.
+//	          READY leaves the old worker in place; an old worker that dies
+//	          while its replacement starts leaves the slot to the replacement.
+//	          A HUP during a reload starts it over after the replacement in
+//	          flight; a TTOU that retires the slot in flight moves it on.
 //	TTIN      one more slot (in reuseport mode with new sockets joining the
 //	          groups)
 //	TTOU      retire the highest slot: steer new connections away from its
@@ -68,7 +85,22 @@
 // run for 10 s. A worker that sends no heartbeat for --worker-timeout (its
 // loop is stuck: heartbeats come from the loop's own timer) gets SIGABRT, for
 // a goroutine dump, and SIGKILL 3 s later; its exit is then a crash like any
-// other. Workers never outlive the master: Pdeathsig=SIGKILL covers a master
+// other. So does a worker that heartbeats but has not said READY within
+// --worker-timeout of its start. Workers never outlive the master: Pdeathsig=SIGKILL covers a master
 // that is killed, EOF on the control socket a master that exits; a master
 // running as PID 1 reaps every child, not only its workers.
+//
+// # Files
+//
+//	master.go      events, New, Run: the goroutine that owns the table
+//	supervise.go   starting workers, exits and restarts, backoff, hung
+//	               workers, stopping
+//	reload.go      rolling reload, scaling, retiring a slot
+//	control.go     the control sockets: reading, READY and heartbeats
+//	listeners.go   the sockets per slot; activation.go: systemd's sockets
+//	env.go         the seam: process start, signals, clock and timers, real
+//	               in env_os.go (spawn.go forks), fake in supervise_test.go,
+//	               whose table tests run this policy without a fork
+//	config.go      Config, defaults and Validate
+//	http.go, admin.go, notify.go, pidfile.go   what operators talk to
 package master
