@@ -43,8 +43,8 @@ type Protocol struct {
 // Builtin returns the protocols every prefork binary serves.
 func Builtin() []Protocol {
 	return []Protocol{
-		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World!", IdleTimeout: 75 * time.Second,
-			New: func(wire.Settings) loop.Handler { return httpd.New(httpd.Options{}) }},
+		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World! (proto/httpd's Greeting handler)", IdleTimeout: 75 * time.Second,
+			New: func(s wire.Settings) loop.Handler { return httpd.New(httpd.Options{MaxBody: s.MaxBody}) }},
 		{Name: "echo", Usage: "every byte back", New: func(wire.Settings) loop.Handler { return echo.New() }},
 		{Name: "calc", Usage: "length-prefixed integer calculator", New: func(wire.Settings) loop.Handler { return calc.New() }},
 	}
@@ -114,6 +114,8 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.DurationFlag{Name: "idle-timeout", EnvVars: env("IDLE_TIMEOUT"),
 				Usage:       "close connections idle this long; 0 never",
 				DefaultText: "the protocol's: 75s for http, none otherwise"},
+			&cli.StringFlag{Name: "max-body", Value: "1m", EnvVars: env("MAX_BODY"),
+				Usage: "http: the largest request body buffered for a handler (bytes, or with k, m, g); larger gets 413"},
 			&cli.DurationFlag{Name: "graceful-timeout", Value: wire.DefaultGracefulTimeout, EnvVars: env("GRACEFUL_TIMEOUT"),
 				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
 			&cli.DurationFlag{Name: "worker-timeout", Value: master.DefaultWorkerTimeout, EnvVars: env("WORKER_TIMEOUT"),
@@ -164,6 +166,12 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 	var errs []error
 	level, err := wire.ParseLogLevel(c.String("log-level"))
 	errs = append(errs, err)
+	maxBody, err := wire.ParseSize(c.String("max-body"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--max-body: %w", err))
+	} else if maxBody == 0 {
+		errs = append(errs, errors.New("--max-body 0: want at least 1 byte"))
+	}
 	workers, err := master.ParseWorkers(c.String("workers"))
 	if err != nil {
 		errs = append(errs, err)
@@ -179,6 +187,7 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 			IdleTimeout:     p.IdleTimeout,
 			GracefulTimeout: c.Duration("graceful-timeout"),
 			Log:             wire.Log{Format: wire.LogFormat(c.String("log-format")), Level: level},
+			MaxBody:         maxBody,
 		},
 		Workers:       workers,
 		Mode:          master.Mode(c.String("mode")),

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -14,6 +16,7 @@ const (
 	DefaultGracefulTimeout = 30 * time.Second
 	DefaultLogFormat       = LogText
 	DefaultLogLevel        = slog.LevelInfo
+	DefaultMaxBody         = 1 << 20 // 1 MiB, nginx's client_max_body_size
 )
 
 // Settings is what every worker of a master needs to serve: one definition,
@@ -33,6 +36,15 @@ type Settings struct {
 	GracefulTimeout time.Duration `json:"graceful_timeout"`
 	// Log is the log format and level of master and workers alike.
 	Log Log `json:"log"`
+	// MaxBody bounds a request body the http protocol buffers for its
+	// handler; a larger one is answered 413.
+	MaxBody int64 `json:"max_body"`
+}
+
+// MaxInput is the most unconsumed input a worker's loop lets a connection
+// hold: a whole request, head and body (with chunked framing), must fit.
+func (s *Settings) MaxInput() int {
+	return int(max(s.MaxBody, 0)) + 1<<20
 }
 
 // SetDefaults fills the zero fields with their defaults.
@@ -42,6 +54,9 @@ func (s *Settings) SetDefaults() {
 	}
 	if s.Log.Format == "" {
 		s.Log.Format = DefaultLogFormat
+	}
+	if s.MaxBody == 0 {
+		s.MaxBody = DefaultMaxBody
 	}
 }
 
@@ -57,6 +72,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.GracefulTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--graceful-timeout %v: must be positive", s.GracefulTimeout))
+	}
+	if s.MaxBody < 0 || s.MaxBody > 1<<30 {
+		errs = append(errs, fmt.Errorf("--max-body %d: want 1 byte to 1 GiB", s.MaxBody))
 	}
 	if err := s.Log.Validate(); err != nil {
 		errs = append(errs, err)
@@ -105,4 +123,29 @@ func (l Log) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ParseSize reads a size flag: a number of bytes, or one with a binary
+// suffix as nginx reads them: 512k, 1m (also K, M, G, KiB, MiB, GiB, kB...
+// all powers of 1024).
+func ParseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "kKmMgGiIbB")
+	unit := strings.ToLower(s[len(num):])
+	mult := int64(1)
+	switch unit {
+	case "", "b":
+	case "k", "kb", "kib":
+		mult = 1 << 10
+	case "m", "mb", "mib":
+		mult = 1 << 20
+	case "g", "gb", "gib":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit %q (want k, m or g)", s, unit)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes, e.g. 1048576, 512k or 1m", s)
+	}
+	return n * mult, nil
 }

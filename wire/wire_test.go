@@ -16,7 +16,7 @@ func TestSpecRoundTrip(t *testing.T) {
 	in := Spec{
 		Settings: Settings{
 			Proto: "http", IdleTimeout: 75 * time.Second, GracefulTimeout: 3 * time.Second,
-			Log: Log{Format: LogJSON, Level: slog.LevelDebug},
+			Log: Log{Format: LogJSON, Level: slog.LevelDebug}, MaxBody: 4096,
 		},
 		Slot: 2, Generation: 7, Listeners: []Listener{{Addr: "127.0.0.1:80"}, {Addr: "[::1]:81"}},
 		Exclusive: true, Heartbeat: time.Second, CPU: &cpu,
@@ -142,5 +142,23 @@ func TestControlMessages(t *testing.T) {
 	}
 	if _, _, ok := ParseMetricsReply([]byte("METRICS 7")); ok {
 		t.Error("a request parsed as a reply")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"1048576", 1 << 20, true}, {"512k", 512 << 10, true}, {"1m", 1 << 20, true},
+		{"1M", 1 << 20, true}, {"2MiB", 2 << 20, true}, {"1g", 1 << 30, true}, {"10kB", 10 << 10, true},
+		{"", 0, false}, {"m", 0, false}, {"-1", 0, false}, {"1.5m", 0, false}, {"1t", 0, false},
+		{"99999999999g", 0, false}, {"12 k", 12 << 10, true},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q): got %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
 	}
 }

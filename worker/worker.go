@@ -57,6 +57,7 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	l, err := loop.New(loop.Config{
 		Handler:      h,
 		IdleTimeout:  spec.IdleTimeout,
+		MaxInput:     spec.MaxInput(),
 		Logger:       log,
 		TickInterval: spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).

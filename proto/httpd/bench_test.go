@@ -48,7 +48,7 @@ func BenchmarkServe(b *testing.B) {
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
 			for b.Loop() {
-				n, o, act, nresp := s.serve(in, out[:0], rs)
+				n, o, act, nresp := s.serve(in, out[:0], rs, nil)
 				if n != len(in) || act != actKeep || nresp != bc.reqs {
 					b.Fatalf("got consumed %d action %d responses %d", n, act, nresp)
 				}

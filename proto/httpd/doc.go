@@ -1,5 +1,7 @@
-// Package httpd is the HTTP/1.1 and HTTP/1.0 server protocol: every request,
-// whatever its method and target, is answered with
+// Package httpd is the HTTP/1.1 and HTTP/1.0 server protocol of prefork, and
+// its handler API. A Server is a loop.Handler: it parses requests, calls a
+// Handler for each one on the loop's goroutine, and writes the responses.
+// Without a Handler it serves Greeting, which answers every request with
 //
 //	HTTP/1.1 200 OK
 //	Server: prefork
@@ -9,18 +11,35 @@
 //
 //	Hello, World!
 //
-// (HEAD gets the same head and no body). It is built for speed on a
-// loop.Loop: answering a request allocates nothing, and all the responses to
-// the requests of one read leave in one write(2).
+// # Handlers
+//
+// A Handler's Serve gets a *Ctx, reused for every request (no allocation
+// per request): the request (Method, Path and RawPath, Query, Header and
+// VisitHeaders, Host, RemoteAddr, Proto, KeepAlive, Body) and, embedded, the
+// Response it fills (SetStatus, SetHeader/AddHeader/DelHeader, Write). The
+// server adds Server, Date, Content-Length and Connection; a handler's own
+// header values are checked (no CR, LF or other controls, names are tokens,
+// the framing headers are refused), so it cannot inject header lines. HEAD
+// is answered without a body whatever the handler wrote; 204 and 304
+// without a length. Byte slices a Ctx returns are valid until Serve returns.
+//
+// Serve must not block. Work that waits defers the response: Ctx.Defer
+// returns a Deferred whose owner (any goroutine) fills it and calls Done,
+// or Flush to stream it in chunks; the completion is posted to the loop
+// (Loop.Post, the eventfd) and written there. Responses to requests
+// pipelined behind a deferred one wait for it, so answers leave in request
+// order; a Deferred's Context is cancelled when the client goes away. Router
+// maps method and path patterns with {name} parameters to handlers.
 //
 // # Structure
 //
 // ParseRequest is a socket-free, allocation-free, single-pass parser of a
 // request head. connState.serve runs one connection's protocol over a byte
-// slice (heads, bodies, pipelining) and appends the responses to another;
-// Handler.OnData is a thin wrapper around it. Responses are prebuilt
-// templates: the Date in them is rewritten at most once per second, when the
-// loop's clock has moved to another second, so a response is one append.
+// slice (heads, bodies, pipelining), calls the handler and appends the
+// responses to another; Server.OnData is a thin wrapper around it, so all
+// the responses to the requests of one read leave in one write(2). The Date
+// is formatted at most once per second, when the loop's clock has moved to
+// another second.
 //
 // # Connections
 //
@@ -37,18 +56,23 @@
 //
 // # Bodies
 //
-// A body announced by Content-Length or "Transfer-Encoding: chunked" is read
-// and discarded as it arrives: the connection's state holds only the bytes
-// left (or the chunked decoder's state), never the body, so a body may be of
-// any size. The response is sent once the whole body has been read, so a
-// malformed chunked body can still be answered with 400. Chunk sizes are hex
-// (at most 2^60-1), chunk extensions are allowed and ignored, and the
-// trailer section is checked like header fields (at most 8 KiB) and ignored.
+// A body announced by Content-Length or "Transfer-Encoding: chunked" is
+// buffered whole before the handler runs: the request stays in the loop's
+// input until it has all arrived (the chunked framing already checked is
+// not checked again), then a Content-Length body is handed over in place and
+// a chunked one de-chunked into a reused buffer. Options.MaxBody (--max-body,
+// default 1 MiB) bounds it: a larger Content-Length is answered 413 at once
+// (without "100 Continue"), a chunked body as soon as its chunk sizes pass
+// the limit. Chunk sizes are hex, chunk extensions are allowed and ignored,
+// and the trailer section is checked like header fields (at most 8 KiB) and
+// ignored. A client that sent "Expect: 100-continue" gets "100 Continue"
+// when the server waits for the body.
 //
 // # Limits and errors
 //
 // A request head (request line, fields, final CRLF) may be 8 KiB
-// (MaxHeadSize) long; a longer one gets 431. Malformed input gets 400: a
+// (MaxHeadSize) long; a longer one gets 431, a body over MaxBody 413.
+// Malformed input gets 400: a
 // request line without exactly one SP between method, target and version, a
 // method that is not a token, controls in the target, a version not of the
 // form HTTP/D.D, a field name that is not a token or is followed by

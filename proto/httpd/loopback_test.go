@@ -18,7 +18,7 @@ import (
 	"github.com/prefork/prefork/loop"
 )
 
-func startServer(t *testing.T) (string, *loop.Loop, *Handler) {
+func startServer(t *testing.T) (string, *loop.Loop, *Server) {
 	t.Helper()
 	h := New(Options{})
 	addr, l := looptest.Start(t, loop.Config{Handler: h, LingerTimeout: time.Second})
@@ -61,7 +61,7 @@ func expectEOF(t *testing.T, br *bufio.Reader) {
 }
 
 // requests reads the handler's counter on the loop's thread.
-func requests(t *testing.T, l *loop.Loop, h *Handler) uint64 {
+func requests(t *testing.T, l *loop.Loop, h *Server) uint64 {
 	t.Helper()
 	return looptest.OnLoop(t, l, h.Requests)
 }
@@ -356,12 +356,12 @@ func TestLoopbackNetHTTPClient(t *testing.T) {
 // drainSpy reports OnData calls that leave a partial request buffered, so
 // a test knows the server has read a half-sent head.
 type drainSpy struct {
-	*Handler
+	*Server
 	partial chan struct{}
 }
 
 func (d *drainSpy) OnData(c *loop.Conn, in []byte) int {
-	n := d.Handler.OnData(c, in)
+	n := d.Server.OnData(c, in)
 	if n < len(in) {
 		select {
 		case d.partial <- struct{}{}:
@@ -372,7 +372,7 @@ func (d *drainSpy) OnData(c *loop.Conn, in []byte) int {
 }
 
 func TestLoopbackDrain(t *testing.T) {
-	spy := &drainSpy{Handler: New(Options{}), partial: make(chan struct{}, 1)}
+	spy := &drainSpy{Server: New(Options{}), partial: make(chan struct{}, 1)}
 
 	addr, l := looptest.Start(t, loop.Config{Handler: spy, LingerTimeout: time.Second})
 

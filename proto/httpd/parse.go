@@ -17,7 +17,8 @@ const MaxHeadSize = 8 << 10
 var ErrIncomplete = errors.New("http: incomplete request head")
 
 // Error is a request the server rejects. Status is the HTTP status the
-// response carries (400, 431, 501 or 505); the connection is closed after it.
+// response carries (400, 413, 431, 501 or 505); the connection is closed
+// after it.
 type Error struct {
 	Status int
 	Reason string
@@ -51,6 +52,7 @@ var (
 	ErrUnsupportedTE       = &Error{501, "Transfer-Encoding other than chunked"}
 	ErrBadChunk            = &Error{400, "malformed chunked body"}
 	ErrTrailerTooLarge     = &Error{431, "trailer section larger than 8 KiB"}
+	ErrBodyTooLarge        = &Error{413, "request body larger than the server's limit"}
 )
 
 // Flags are the facts about a request the server acts on.
@@ -72,11 +74,15 @@ const (
 // Request is a parsed request head. The byte slices alias the parsed buffer
 // and are valid only as long as it is; ParseRequest never allocates.
 type Request struct {
-	Method        []byte // as sent; methods are case-sensitive
-	Target        []byte // request-target as sent: "/", "/a?b", "*", "http://h/p"
-	Host          []byte // Host field value (OWS trimmed); nil when absent
-	ContentLength int64  // body length when FlagContentLength is set, else 0
-	Minor         uint8  // the x in HTTP/1.x
+	Method []byte // as sent; methods are case-sensitive
+	Target []byte // request-target as sent: "/", "/a?b", "*", "http://h/p"
+	Host   []byte // Host field value (OWS trimmed); nil when absent
+	// Fields is the header section as sent, every field line with its CRLF
+	// (without the request line and the final empty line); Ctx.Header and
+	// Ctx.VisitHeaders read it.
+	Fields        []byte
+	ContentLength int64 // body length when FlagContentLength is set, else 0
+	Minor         uint8 // the x in HTTP/1.x
 	Flags         Flags
 }
 
@@ -95,37 +101,50 @@ func (r *Request) HasBody() bool {
 	return r.Flags&FlagChunked != 0 || r.ContentLength > 0
 }
 
-// Character classes, indexed by byte.
-var (
+// Character classes, indexed by byte. They are built by a variable
+// initializer, not init, so that package-level variables built from them
+// (prepared Fields) see them filled.
+type charClasses struct {
 	tchar   [256]bool  // token characters (RFC 9110 §5.6.2)
 	tchar8  [256]uint8 // tchar as 0 or 1, for tokenEnd
 	valueOK [256]bool  // field-value characters: HTAB, SP, VCHAR, obs-text
 	hexVal  [256]int8  // hex digit value, -1 for other bytes
+}
+
+var classes = buildClasses()
+
+var (
+	tchar   = &classes.tchar
+	tchar8  = &classes.tchar8
+	valueOK = &classes.valueOK
+	hexVal  = &classes.hexVal
 )
 
-func init() {
+func buildClasses() *charClasses {
+	cc := &charClasses{}
 	for c := 0; c < 256; c++ {
-		hexVal[c] = -1
+		cc.hexVal[c] = -1
 		switch {
 		case c >= '0' && c <= '9':
-			hexVal[c] = int8(c - '0')
-			tchar[c] = true
+			cc.hexVal[c] = int8(c - '0')
+			cc.tchar[c] = true
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-			tchar[c] = true
+			cc.tchar[c] = true
 			if c|0x20 <= 'f' {
-				hexVal[c] = int8(c|0x20-'a') + 10
+				cc.hexVal[c] = int8(c|0x20-'a') + 10
 			}
 		}
-		valueOK[c] = c == '\t' || (c >= 0x20 && c != 0x7f)
+		cc.valueOK[c] = c == '\t' || (c >= 0x20 && c != 0x7f)
 	}
 	for _, c := range []byte("!#$%&'*+-.^_`|~") {
-		tchar[c] = true
+		cc.tchar[c] = true
 	}
-	for c, ok := range tchar {
+	for c, ok := range cc.tchar {
 		if ok {
-			tchar8[c] = 1
+			cc.tchar8[c] = 1
 		}
 	}
+	return cc
 }
 
 const (
@@ -291,6 +310,7 @@ func ParseRequest(b []byte, r *Request) (n int, err error) {
 	}
 
 	// Header fields, until the empty line.
+	fields := i
 	for {
 		if i == len(w) {
 			return more(b)
@@ -306,6 +326,7 @@ func ParseRequest(b []byte, r *Request) (n int, err error) {
 			if err := r.finish(); err != nil {
 				return 0, err
 			}
+			r.Fields = w[fields:i]
 			return i + 2, nil
 		case '\n':
 			return 0, ErrBareLF

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Body is the body of every successful response.
+// Body is the greeting's body (Greeting).
 const Body = "Hello, World!"
 
 // dateLayout is the IMF-fixdate format of RFC 9110 §5.6.7 (net/http's
@@ -27,6 +27,13 @@ const (
 	numConn
 )
 
+// connEnds are connLines with the empty line that ends a head.
+var connEnds = [numConn]string{
+	connNone:      "\r\n",
+	connClose:     "Connection: close\r\n\r\n",
+	connKeepAlive: "Connection: keep-alive\r\n\r\n",
+}
+
 var connLines = [numConn]string{
 	connNone:      "",
 	connClose:     "Connection: close\r\n",
@@ -40,6 +47,7 @@ var errStatuses = [...]struct {
 	text string
 }{
 	{400, "Bad Request"},
+	{413, "Content Too Large"},
 	{431, "Request Header Fields Too Large"},
 	{501, "Not Implemented"},
 	{505, "HTTP Version Not Supported"},
@@ -57,16 +65,17 @@ type tmpl struct {
 // one append of a template. The date in them is refreshed at most once per
 // second, when the loop's clock has moved to another second.
 type responses struct {
-	sec  int64 // the Unix second of the date in the templates
-	ok   [numConn]tmpl
-	errs [len(errStatuses)]tmpl
+	sec int64 // the Unix second of the date in the templates
+	// serverDate is "Server: NAME\r\nDate: <date>\r\n", the date at
+	// serverDateAt.
+	serverDate   []byte
+	serverDateAt int
+	errs         [len(errStatuses)]tmpl
 }
 
 func newResponses(server string) *responses {
-	rs := &responses{sec: -1}
-	for k := range rs.ok {
-		rs.ok[k] = buildTmpl("200 OK", server, conn(k), Body)
-	}
+	rs := &responses{sec: -1, serverDate: []byte("Server: " + server + "\r\nDate: " + dateLayout + "\r\n")}
+	rs.serverDateAt = len(rs.serverDate) - 2 - dateLen
 	for k, st := range errStatuses {
 		rs.errs[k] = buildTmpl(strconv.Itoa(st.code)+" "+st.text, server, connClose, st.text+"\n")
 	}
@@ -97,21 +106,34 @@ func (rs *responses) setDate(t time.Time) {
 	if len(d) != dateLen { // years past 9999 do not fit; keep the last date
 		return
 	}
-	for k := range rs.ok {
-		copy(rs.ok[k].b[rs.ok[k].date:], d)
-	}
+	copy(rs.serverDate[rs.serverDateAt:], d)
 	for k := range rs.errs {
 		copy(rs.errs[k].b[rs.errs[k].date:], d)
 	}
 }
 
-// appendOK appends the 200 response.
-func (rs *responses) appendOK(out []byte, c conn, head bool) []byte {
-	t := &rs.ok[c]
-	if head {
-		return append(out, t.b[:t.head]...)
+// appendHead appends a response's status line and header section: Server
+// and Date, the handler's fields, Content-Length (for a status with a body),
+// the Connection field and the empty line.
+func (rs *responses) appendHead(out []byte, res *Response, c conn) []byte {
+	return rs.appendHeadLength(out, res, c, true)
+}
+
+// appendHeadNoLength is appendHead for a body of unknown length (streamed).
+func (rs *responses) appendHeadNoLength(out []byte, res *Response, c conn) []byte {
+	return rs.appendHeadLength(out, res, c, false)
+}
+
+func (rs *responses) appendHeadLength(out []byte, res *Response, c conn, length bool) []byte {
+	out = appendStatusLine(out, res.status)
+	out = append(out, rs.serverDate...)
+	out = append(out, res.hdr...)
+	if length && bodyAllowed(res.status) {
+		out = append(out, "Content-Length: "...)
+		out = strconv.AppendInt(out, int64(len(res.body)), 10)
+		out = append(out, "\r\n"...)
 	}
-	return append(out, t.b...)
+	return append(out, connEnds[c]...)
 }
 
 // appendError appends the error response for err, an *Error.

@@ -1,12 +1,13 @@
 package httpd
 
+import "github.com/prefork/prefork/loop"
+
 // state is where a connection is in its input: between requests or in a
 // head (stHead), or in a body.
 type state uint8
 
 const (
-	stHead         state = iota // expecting a request head
-	stBody                      // Content-Length body: n bytes left
+	stHead         state = iota // expecting a request head, or waiting for its Content-Length body
 	stChunkSize                 // chunk-size hex digits; n is the size so far
 	stChunkBWS                  // whitespace after the size, before ';'
 	stChunkExt                  // a chunk extension, up to the CR
@@ -21,26 +22,27 @@ const (
 	stEndLF                     // the CR of the final empty line was seen
 )
 
-// maxChunkSize bounds one chunk's size, so the size never overflows.
-const maxChunkSize = 1<<60 - 1
-
 type sflags uint8
 
 const (
-	sHead    sflags = 1 << iota // the request in flight is HEAD
-	sDigit                      // the chunk size being read has a digit
-	sPartial                    // an incomplete request head is buffered (in the loop's input)
-	sDrain                      // the server is draining: close after the request in flight
-	sServed                     // at least one response was written (a keep-alive connection)
+	sHead      sflags = 1 << iota // the request in flight is HEAD
+	sDigit                        // the chunk size being read has a digit
+	sPartial                      // an incomplete request (head or body) is buffered (in the loop's input)
+	sDrain                        // the server is draining: close after the request in flight
+	sServed                       // at least one response was written (a keep-alive connection)
+	sContinued                    // "100 Continue" was sent for the request in flight
+	sDeferred                     // responses are owed behind a deferred one (Server.waiting)
 )
 
-// connState is one connection's protocol state: 16 bytes, so an idle
+// connState is one connection's protocol state, a few words, so an idle
 // connection costs almost nothing beyond the loop's Conn.
 type connState struct {
-	n     uint64 // body or chunk bytes left, chunk size so far, or trailer bytes seen
-	state state
-	flags sflags
-	resp  conn // the Connection header of the response owed to the request in flight
+	n       uint32 // chunk bytes left, chunk size so far, or trailer bytes seen
+	decoded uint32 // chunk data bytes announced so far (at most MaxBody, under 1 GiB)
+	scan    uint32 // bytes of the chunked body in flight already checked
+	state   state
+	flags   sflags
+	resp    conn // the Connection header of the response owed to the request in flight
 }
 
 // action is what the connection does after serve returns.
@@ -51,6 +53,7 @@ const (
 	actClose                  // a "Connection: close" response was written: close after the flush
 	actShutdown               // draining, and the request in flight was answered: close
 	actError                  // an error response was written: close lingering
+	actDefer                  // the handler deferred the last request's response
 )
 
 // idle reports whether the connection is a keep-alive connection between
@@ -59,110 +62,121 @@ const (
 // connected to send one, and closing it now would fail that request (nginx
 // makes the same distinction); it gets its response with "Connection: close".
 func (s *connState) idle() bool {
-	return s.state == stHead && s.flags&(sPartial|sServed) == sServed
+	return s.state == stHead && s.flags&(sPartial|sServed|sDeferred) == sServed
 }
 
-// serve handles the input in: request heads, bodies (read and discarded as
-// they arrive) and pipelined requests, in order. It appends the responses to
-// out and returns how many bytes of in it consumed, the extended out, what the
-// connection should do next and how many final responses it wrote. Unconsumed
-// bytes are a partial request head: the caller passes them again, followed by
-// new input. serve is pure apart from s and never allocates beyond growing
-// out.
-func (s *connState) serve(in, out []byte, rs *responses) (consumed int, _ []byte, act action, nresp int) {
-	consumed, out, act, nresp = s.serveInput(in, out, rs)
+// serve handles the input in: request heads and bodies, pipelined requests
+// in order. A request is served once it has arrived whole: its head, and its
+// body up to srv.maxBody, are left unconsumed in the loop's input until then
+// (the chunked framing already checked is not checked again). For each
+// request it calls srv's handler and appends the response to out. It returns
+// how many bytes of in it consumed, the extended out, what the connection
+// should do next and how many final responses it wrote. Unconsumed bytes are
+// an incomplete request: the caller passes them again, followed by new
+// input. c is the connection (nil in tests of the parser alone).
+func (s *connState) serve(in, out []byte, srv *Server, c *loop.Conn) (consumed int, _ []byte, act action, nresp int) {
+	consumed, out, act, nresp = s.serveInput(in, out, srv, c)
 	if nresp > 0 {
 		s.flags |= sServed
 	}
 	return consumed, out, act, nresp
 }
 
-func (s *connState) serveInput(in, out []byte, rs *responses) (consumed int, _ []byte, act action, nresp int) {
+func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consumed int, _ []byte, act action, nresp int) {
 	pos := 0
 	for {
-		switch s.state {
-		case stHead:
-			// Empty lines between requests (some clients send a CRLF after
-			// a body) are consumed here, so they leave the connection idle.
-			for pos+1 < len(in) && in[pos] == '\r' && in[pos+1] == '\n' {
-				pos += 2
-			}
-			if pos == len(in) {
-				s.flags &^= sPartial
+		// Empty lines between requests (some clients send a CRLF after a
+		// body) are consumed here, so they leave the connection idle.
+		for pos+1 < len(in) && in[pos] == '\r' && in[pos+1] == '\n' {
+			pos += 2
+		}
+		if pos == len(in) {
+			s.flags &^= sPartial
+			return pos, out, actKeep, nresp
+		}
+		// Parsed straight into the handler's context: no copy per request.
+		r := &srv.ctx.req
+		n, err := ParseRequest(in[pos:], r)
+		if err != nil {
+			if err == ErrIncomplete {
+				s.flags |= sPartial
 				return pos, out, actKeep, nresp
 			}
-			var r Request
-			n, err := ParseRequest(in[pos:], &r)
+			e, ok := err.(*Error)
+			if !ok {
+				e = ErrBadRequestLine
+			}
+			out = srv.rs.appendError(out, e, r.Flags&FlagHEAD != 0)
+			return len(in), out, actError, nresp + 1
+		}
+		rest := in[pos+n:]
+		var body []byte
+		total := n
+		switch {
+		case r.Flags&FlagChunked != 0:
+			if s.state == stHead {
+				s.state, s.n, s.decoded, s.scan = stChunkSize, 0, 0, 0
+			}
+			end, done, err := s.chunked(rest, int(s.scan), srv.maxBody)
+			if err == nil && end > int(srv.maxBody)+chunkSlack {
+				err = ErrBodyTooLarge
+			}
 			if err != nil {
-				if err == ErrIncomplete {
-					s.flags |= sPartial
-					return pos, out, actKeep, nresp
-				}
-				e, ok := err.(*Error)
-				if !ok {
-					e = ErrBadRequestLine
-				}
-				out = rs.appendError(out, e, r.Flags&FlagHEAD != 0)
-				return len(in), out, actError, nresp + 1
-			}
-			pos += n
-			s.begin(&r)
-			switch {
-			case r.Flags&FlagChunked != 0:
-				s.state, s.n = stChunkSize, 0
-			case r.ContentLength > 0:
-				s.state, s.n = stBody, uint64(r.ContentLength)
-			default:
-				out, act = s.respond(out, rs)
-				nresp++
-				if act != actKeep {
-					return pos, out, act, nresp
-				}
-				continue
-			}
-			// A client that sent "Expect: 100-continue" waits for this before
-			// sending the body. It is sent even when the body has already
-			// arrived, so the output does not depend on how input is split.
-			if r.Flags&FlagExpectContinue != 0 && r.Minor >= 1 {
-				out = append(out, continue100...)
-			}
-
-		case stBody:
-			k := min(s.n, uint64(len(in)-pos))
-			pos += int(k)
-			s.n -= k
-			if s.n > 0 {
-				return pos, out, actKeep, nresp
-			}
-			out, act = s.respond(out, rs)
-			nresp++
-			if act != actKeep {
-				return pos, out, act, nresp
-			}
-
-		default:
-			var done bool
-			var err *Error
-			pos, done, err = s.chunked(in, pos)
-			if err != nil {
-				out = rs.appendError(out, err, s.flags&sHead != 0)
+				s.state = stHead
+				out = srv.rs.appendError(out, err, r.Flags&FlagHEAD != 0)
 				return len(in), out, actError, nresp + 1
 			}
 			if !done {
+				s.scan = uint32(end)
+				out = s.continue100(out, r)
+				s.flags |= sPartial
 				return pos, out, actKeep, nresp
 			}
-			out, act = s.respond(out, rs)
-			nresp++
-			if act != actKeep {
-				return pos, out, act, nresp
+			s.state, s.scan = stHead, 0
+			srv.chunked = decodeChunked(srv.chunked[:0], rest[:end])
+			body = srv.chunked
+			total += end
+		case r.ContentLength > srv.maxBody:
+			// Refused before the client sends it: no 100 Continue.
+			out = srv.rs.appendError(out, ErrBodyTooLarge, r.Flags&FlagHEAD != 0)
+			return len(in), out, actError, nresp + 1
+		case r.ContentLength > 0:
+			if int64(len(rest)) < r.ContentLength {
+				out = s.continue100(out, r)
+				s.flags |= sPartial
+				return pos, out, actKeep, nresp
 			}
+			body = rest[:r.ContentLength]
+			total += int(r.ContentLength)
+		}
+		out = s.continue100(out, r)
+		pos += total
+		s.begin(r)
+		out, act = srv.respond(s, body, out, c)
+		if act == actDefer {
+			return pos, out, act, nresp
+		}
+		nresp++
+		if act != actKeep {
+			return pos, out, act, nresp
 		}
 	}
 }
 
+// continue100 sends "100 Continue" once per request to a client that asked
+// for it before sending a body it will send. It is sent even when the body
+// has already arrived, so the output does not depend on how input is split.
+func (s *connState) continue100(out []byte, r *Request) []byte {
+	if r.Flags&FlagExpectContinue != 0 && r.Minor >= 1 && r.HasBody() && s.flags&sContinued == 0 {
+		s.flags |= sContinued
+		out = append(out, continue100...)
+	}
+	return out
+}
+
 // begin records what the response to r will be.
 func (s *connState) begin(r *Request) {
-	s.flags &^= sHead | sPartial | sDigit
+	s.flags &^= sHead | sPartial | sDigit | sContinued
 	if r.Flags&FlagHEAD != 0 {
 		s.flags |= sHead
 	}
@@ -176,27 +190,48 @@ func (s *connState) begin(r *Request) {
 	}
 }
 
-// respond appends the 200 for the request in flight, whose input is now all
-// consumed, and returns to stHead.
-func (s *connState) respond(out []byte, rs *responses) ([]byte, action) {
-	s.state = stHead
-	c, act := s.resp, actKeep
-	switch {
+// connAction is the Connection header of the response owed now, and what the
+// connection does after it.
+func (s *connState) connAction() (conn, action) {
+	switch c := s.resp; {
 	case s.flags&sDrain != 0:
-		c, act = connClose, actShutdown
+		return connClose, actShutdown
 	case c == connClose:
-		act = actClose
+		return c, actClose
+	default:
+		return c, actKeep
 	}
-	return rs.appendOK(out, c, s.flags&sHead != 0), act
 }
 
-// chunked runs the chunked-body decoder over in[pos:], discarding chunk data
-// in bulk and framing bytes one at a time. It returns the new position and
-// whether the body (with its trailer section) ended there.
-func (s *connState) chunked(in []byte, pos int) (int, bool, *Error) {
+// decodeChunked appends the data of a chunked body whose framing chunked has
+// checked.
+func decodeChunked(dst, raw []byte) []byte {
+	for {
+		var size uint64
+		i := 0
+		for ; hexVal[raw[i]] >= 0; i++ {
+			size = size<<4 | uint64(hexVal[raw[i]])
+		}
+		for raw[i] != '\n' {
+			i++
+		}
+		raw = raw[i+1:]
+		if size == 0 {
+			return dst // the trailer section is ignored
+		}
+		dst = append(dst, raw[:size]...)
+		raw = raw[size+2:]
+	}
+}
+
+// chunked runs the chunked-body checker over in[pos:], skipping chunk data
+// in bulk and checking framing bytes one at a time. It returns the new
+// position and whether the body (with its trailer section) ended there. The
+// chunk sizes announced may add up to maxBody.
+func (s *connState) chunked(in []byte, pos int, maxBody int64) (int, bool, *Error) {
 	for pos < len(in) {
 		if s.state == stChunkData {
-			k := min(s.n, uint64(len(in)-pos))
+			k := min(s.n, uint32(len(in)-pos))
 			pos += int(k)
 			s.n -= k
 			if s.n > 0 {
@@ -210,10 +245,12 @@ func (s *connState) chunked(in []byte, pos int) (int, bool, *Error) {
 		switch s.state {
 		case stChunkSize:
 			if v := hexVal[c]; v >= 0 {
-				if s.n > maxChunkSize>>4 {
-					return pos, false, ErrBadChunk
+				// A chunk larger than the body may be is refused as soon as
+				// its size says so (which also keeps the size from overflowing).
+				if uint64(s.n)<<4|uint64(v) > uint64(maxBody) {
+					return pos, false, ErrBodyTooLarge
 				}
-				s.n = s.n<<4 | uint64(v)
+				s.n = s.n<<4 | uint32(v)
 				s.flags |= sDigit
 				continue
 			}
@@ -254,6 +291,10 @@ func (s *connState) chunked(in []byte, pos int) (int, bool, *Error) {
 			if s.n == 0 {
 				s.state = stTrailerStart // last-chunk; s.n now counts trailer bytes
 			} else {
+				if uint64(s.decoded)+uint64(s.n) > uint64(maxBody) {
+					return pos, false, ErrBodyTooLarge
+				}
+				s.decoded += s.n
 				s.state = stChunkData
 			}
 		case stChunkDataCR:

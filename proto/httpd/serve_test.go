@@ -13,10 +13,10 @@ var testDate = time.Date(2024, time.January, 2, 3, 4, 5, 0, time.UTC)
 
 const testDateStr = "Tue, 02 Jan 2024 03:04:05 GMT"
 
-func testResponses() *responses {
-	rs := newResponses("prefork")
-	rs.setDate(testDate)
-	return rs
+func testResponses() *Server {
+	srv := New(Options{})
+	srv.rs.setDate(testDate)
+	return srv
 }
 
 // Expected responses, spelled out independently of the templates.
@@ -30,6 +30,7 @@ const (
 	headKA   = hdr200 + "Connection: keep-alive\r\n\r\n"
 	resp400  = "HTTP/1.1 400 Bad Request\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n"
 	head400  = "HTTP/1.1 400 Bad Request\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
+	resp413  = "HTTP/1.1 413 Content Too Large\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 18\r\nConnection: close\r\n\r\nContent Too Large\n"
 	resp431  = "HTTP/1.1 431 Request Header Fields Too Large\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\nRequest Header Fields Too Large\n"
 	resp501  = "HTTP/1.1 501 Not Implemented\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\nNot Implemented\n"
 	resp505  = "HTTP/1.1 505 HTTP Version Not Supported\r\nServer: prefork\r\nDate: " + testDateStr + "\r\nContent-Type: text/plain\r\nContent-Length: 27\r\nConnection: close\r\n\r\nHTTP Version Not Supported\n"
@@ -45,10 +46,10 @@ const (
 // is passed again, followed by the next chunk. It stops at the first action
 // other than actKeep and returns the output, that action, the number of
 // responses and the unconsumed input.
-func run(s *connState, rs *responses, chunks ...[]byte) (out []byte, act action, nresp int, rest []byte) {
+func run(s *connState, rs *Server, chunks ...[]byte) (out []byte, act action, nresp int, rest []byte) {
 	for _, ch := range chunks {
 		rest = append(rest, ch...)
-		n, o, a, k := s.serve(rest, out, rs)
+		n, o, a, k := s.serve(rest, out, rs, nil)
 		out, nresp = o, nresp+k
 		if a != actKeep {
 			return out, a, nresp, nil
@@ -141,7 +142,9 @@ func TestServe(t *testing.T) {
 		{name: "chunk size empty", in: post(chunked, "\r\n"), out: resp400, act: actError, nresp: 1},
 		{name: "chunk size negative", in: post(chunked, "-1\r\n"), out: resp400, act: actError, nresp: 1},
 		{name: "chunk size 0x prefix", in: post(chunked, "0x5\r\nhello\r\n0\r\n\r\n"), out: resp400, act: actError, nresp: 1},
-		{name: "chunk size overflow", in: post(chunked, "10000000000000000\r\n"), out: resp400, act: actError, nresp: 1},
+		// A chunk larger than MaxBody is refused as soon as its size says so.
+		{name: "chunk size over MaxBody", in: post(chunked, "100001\r\n"), out: resp413, act: actError, nresp: 1},
+		{name: "chunk size overflow", in: post(chunked, "10000000000000000\r\n"), out: resp413, act: actError, nresp: 1},
 		{name: "chunk size trailing space", in: post(chunked, "5 \r\nhello\r\n0\r\n\r\n"), out: resp400, act: actError, nresp: 1},
 		{name: "chunk size bare LF", in: post(chunked, "5\nhello\r\n0\r\n\r\n"), out: resp400, act: actError, nresp: 1},
 		{name: "chunk ext bare LF", in: post(chunked, "5;a\nhello\r\n0\r\n\r\n"), out: resp400, act: actError, nresp: 1},
@@ -216,28 +219,38 @@ func appendInt(b []byte, n int) []byte {
 
 func TestServeLargeBodies(t *testing.T) {
 	rs := testResponses()
-	t.Run("content-length 3 GiB in pieces", func(t *testing.T) {
+	t.Run("content-length over MaxBody: 413 before the body", func(t *testing.T) {
 		var s connState
-		n, out, act, _ := s.serve([]byte("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3221225472\r\n\r\n"), nil, rs)
-		if act != actKeep || len(out) != 0 {
-			t.Fatalf("head: got action %d output %q, want keep and nothing", act, out)
+		_, out, act, _ := s.serve([]byte("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3221225472\r\n\r\n"), nil, rs, nil)
+		if act != actError || !strings.HasPrefix(string(out), "HTTP/1.1 413 Content Too Large\r\n") {
+			t.Fatalf("got action %d output %q, want error and a 413 without 100 Continue", act, out)
 		}
-		_ = n
-		piece := make([]byte, 64<<10)
-		for sent := 0; sent < 3<<30; sent += len(piece) {
-			if s.idle() {
-				t.Fatalf("idle after %d body bytes, want mid-body", sent)
-			}
-			n, out, act, _ = s.serve(piece, out[:0], rs)
-			if n != len(piece) || act != actKeep {
-				t.Fatalf("got consumed %d action %d, want %d keep", n, act, len(piece))
-			}
+	})
+	t.Run("content-length of MaxBody in pieces", func(t *testing.T) {
+		var s connState
+		head := []byte("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n")
+		chunks := [][]byte{head}
+		for sent := 0; sent < 1<<20; sent += 64 << 10 {
+			chunks = append(chunks, make([]byte, 64<<10))
 		}
-		if string(out) != ok {
-			t.Fatalf("got %q after the body, want %q", out, ok)
+		out, act, nresp, rest := run(&s, rs, chunks...)
+		if string(out) != ok || act != actKeep || nresp != 1 || len(rest) != 0 || !s.idle() {
+			t.Fatalf("got %q action %d responses %d rest %d idle %v, want one 200 and idle", out, act, nresp, len(rest), s.idle())
 		}
-		if !s.idle() {
-			t.Errorf("got not idle after the body, want idle")
+	})
+	t.Run("chunked over MaxBody", func(t *testing.T) {
+		var b bytes.Buffer
+		b.WriteString("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+		data := bytes.Repeat([]byte("x"), 4096)
+		for i := 0; i < 257; i++ {
+			b.WriteString("1000\r\n")
+			b.Write(data)
+			b.WriteString("\r\n")
+		}
+		var s connState
+		out, act, _, _ := run(&s, rs, b.Bytes())
+		if act != actError || !strings.HasPrefix(string(out), "HTTP/1.1 413 ") {
+			t.Errorf("got action %d output %.40q, want a 413", act, out)
 		}
 	})
 	t.Run("chunked 1 MiB", func(t *testing.T) {
@@ -298,11 +311,13 @@ func TestDrainState(t *testing.T) {
 }
 
 func TestSetDate(t *testing.T) {
-	rs := testResponses()
-	out := rs.appendOK(nil, connNone, false)
+	srv := testResponses()
+	var s connState
+	out, _, _, _ := run(&s, srv, []byte(get))
 	if string(out) != ok {
 		t.Fatalf("got %q, want %q", out, ok)
 	}
+	rs := srv.rs
 	rs.setDate(time.Date(2031, time.December, 31, 23, 59, 59, 0, time.FixedZone("X", 3600)))
 	if rs.sec != time.Date(2031, time.December, 31, 22, 59, 59, 0, time.UTC).Unix() {
 		t.Errorf("got sec %d, want the new second", rs.sec)
@@ -315,6 +330,9 @@ func TestSetDate(t *testing.T) {
 	rs.setDate(time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC))
 	if out = rs.appendError(nil, ErrBadRequestLine, false); string(out) != want {
 		t.Errorf("after a 5-digit year: got %q, want the last date kept: %q", out, want)
+	}
+	if out, _, _, _ = run(&s, srv, []byte(get)); !strings.Contains(string(out), "Date: Wed, 31 Dec 2031 22:59:59 GMT\r\n") {
+		t.Errorf("a handler's response after setDate: got %q, want the new date", out)
 	}
 }
 
@@ -338,7 +356,8 @@ func TestNewServerName(t *testing.T) {
 				}
 			}()
 			h := New(Options{ServerName: tt.name})
-			got := h.rs.appendOK(nil, connNone, true)
+			var s connState
+			got, _, _, _ := run(&s, h, []byte(head))
 			if !bytes.Contains(got, []byte("\r\nServer: "+tt.name+"\r\n")) {
 				t.Errorf("got %q, want Server: %s", got, tt.name)
 			}
@@ -364,7 +383,7 @@ func TestServeAllocs(t *testing.T) {
 			var s connState
 			out := make([]byte, 0, 8<<10)
 			allocs := testing.AllocsPerRun(1000, func() {
-				n, o, act, _ := s.serve(tt.in, out[:0], rs)
+				n, o, act, _ := s.serve(tt.in, out[:0], rs, nil)
 				if n != len(tt.in) || act != actKeep {
 					panic("unexpected serve result")
 				}
@@ -388,7 +407,7 @@ func TestSetDateAllocs(t *testing.T) {
 	now := testDate
 	allocs := testing.AllocsPerRun(100, func() {
 		now = now.Add(time.Second)
-		rs.setDate(now)
+		rs.rs.setDate(now)
 	})
 	if allocs != 0 {
 		t.Errorf("got %v allocs per date refresh, want 0", allocs)

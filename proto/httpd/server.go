@@ -1,0 +1,268 @@
+package httpd
+
+import (
+	"fmt"
+
+	"github.com/prefork/prefork/loop"
+)
+
+// Options configure a Server.
+type Options struct {
+	// ServerName is the value of the Server header. Default "prefork". It
+	// must be a valid header value: visible ASCII, spaces and tabs inside,
+	// and bytes >= 0x80; New panics otherwise, since it would let a
+	// configuration inject header lines.
+	ServerName string
+	// Handler answers the requests. Default Greeting.
+	Handler Handler
+	// MaxBody bounds a request body (after de-chunking); a larger one is
+	// answered 413 and the connection closed lingering. Default 1 MiB. The
+	// loop's Config.MaxInput must hold a whole request: MaxBody plus some
+	// room for the head and chunk framing (wire.Settings.MaxInput).
+	MaxBody int64
+}
+
+// DefaultMaxBody is Options.MaxBody's default.
+const DefaultMaxBody = 1 << 20
+
+// chunkSlack is the chunk framing a chunked body may carry beyond MaxBody
+// (sizes, extensions, trailers); more is answered 413 like a large body.
+const chunkSlack = 64 << 10
+
+// freeMax bounds the connection states a Handler keeps for reuse.
+const freeMax = 4096
+
+// outKeepMax bounds the output buffer a Handler keeps between calls; a
+// larger one (a very long pipeline) goes back to the GC.
+const outKeepMax = 1 << 20
+
+// Server serves HTTP/1.x on one loop: it is the loop.Handler (and
+// loop.Drainer) of the http protocol, and calls the Options.Handler for each
+// request. Like every loop.Handler it is used on its loop's goroutine only.
+type Server struct {
+	rs       *responses
+	h        Handler
+	maxBody  int64
+	ctx      Ctx          // reused for every request
+	chunked  []byte       // de-chunked bodies, reused
+	out      []byte       // responses built during one OnData, then given to Conn.Write
+	free     []*connState // states of closed connections, for reuse
+	requests uint64
+
+	// waiting holds the connections owed a deferred response.
+	waiting     map[*connState]*deferQueue
+	deferredNow int // deferred responses not done yet
+}
+
+// maxQueued bounds the responses a connection may have ready behind a
+// deferred one (a client pipelining far ahead of a slow response); past it
+// the connection is closed.
+const maxQueued = 1 << 20
+
+var (
+	_ loop.Handler = (*Server)(nil)
+	_ loop.Drainer = (*Server)(nil)
+)
+
+// New returns a Server for one loop.
+func New(opts Options) *Server {
+	name := opts.ServerName
+	if name == "" {
+		name = "prefork"
+	}
+	if !validServerName(name) {
+		panic(fmt.Sprintf("http: invalid Options.ServerName %q", name))
+	}
+	h := opts.Handler
+	if h == nil {
+		h = Greeting()
+	}
+	maxBody := opts.MaxBody
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, out: make([]byte, 0, 4<<10)}
+	srv.ctx.srv = srv
+	return srv
+}
+
+func validServerName(name string) bool {
+	if name[0] == ' ' || name[0] == '\t' || name[len(name)-1] == ' ' || name[len(name)-1] == '\t' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !valueOK[name[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// Requests returns how many final responses the Server has written, errors
+// included (interim 100 Continue responses are not counted). Call it on the
+// loop's thread.
+//
+// Deferred returns how many deferred responses are not done yet.
+func (h *Server) Requests() uint64 { return h.requests }
+
+// Deferred returns how many deferred responses are not done yet (loop thread).
+func (h *Server) Deferred() int { return h.deferredNow }
+
+// OnOpen gives the connection its state, reusing one of a closed connection
+// when there is one.
+func (h *Server) OnOpen(c *loop.Conn) {
+	c.SetContext(h.newState())
+}
+
+func (h *Server) newState() *connState {
+	if k := len(h.free); k > 0 {
+		s := h.free[k-1]
+		h.free[k-1] = nil
+		h.free = h.free[:k-1]
+		return s
+	}
+	return new(connState)
+}
+
+// OnData serves the input: see connState.serve. All responses leave in one
+// Conn.Write, so the loop sends them with one write(2).
+func (h *Server) OnData(c *loop.Conn, in []byte) int {
+	s, ok := c.Context().(*connState)
+	if !ok {
+		s = h.newState()
+		c.SetContext(s)
+	}
+	lp := c.Loop()
+	if now := lp.Now(); now.Unix() != h.rs.sec {
+		h.rs.setDate(now)
+	}
+	if lp.Draining() {
+		// The loop may deliver input that was waiting when the drain began
+		// before it calls OnDrain: the request it completes is the last.
+		s.flags |= sDrain
+	}
+	pos := 0
+	for {
+		n, out, act, nresp := s.serve(in[pos:], h.out[:0], h, c)
+		pos += n
+		h.requests += uint64(nresp)
+		queued := s.flags&sDeferred != 0
+		if len(out) > 0 {
+			if queued {
+				h.queueOutput(s, out)
+			} else {
+				// ErrClosed only: the connection is closing and the output moot.
+				_, _ = c.Write(out)
+			}
+		}
+		if cap(out) <= outKeepMax {
+			h.out = out[:0]
+		} else {
+			h.out = make([]byte, 0, 4<<10)
+		}
+		if act == actDefer {
+			d := h.ctx.deferred
+			h.deferResponse(c, s, d)
+			if d.closeAfter {
+				// Nothing after a request that closes is served.
+				d.q.unread = pos < len(in)
+				return len(in)
+			}
+			if pos < len(in) {
+				continue
+			}
+			return pos
+		}
+		if queued {
+			q := h.waiting[s]
+			if act != actKeep {
+				// The connection closes once what is owed has gone.
+				q.closeAtEnd, q.closeReason = true, closeReason(act)
+				q.unread = q.unread || pos < len(in)
+				return len(in)
+			}
+			if q.queued() > maxQueued {
+				c.Close(loop.ReasonOverflow)
+				return len(in)
+			}
+			return pos
+		}
+		switch act {
+		case actKeep:
+			return pos
+		case actClose:
+			h.close(c, pos < len(in), loop.ReasonLocal)
+		case actShutdown:
+			h.close(c, pos < len(in), loop.ReasonShutdown)
+		case actError:
+			c.CloseLingering(loop.ReasonProtocolError)
+		}
+		return len(in) // the rest is moot: the connection is closing
+	}
+}
+
+func closeReason(act action) loop.CloseReason {
+	switch act {
+	case actShutdown:
+		return loop.ReasonShutdown
+	case actError:
+		return loop.ReasonProtocolError
+	}
+	return loop.ReasonLocal
+}
+
+// close closes after the flush. When the client has already sent more (it
+// pipelined past the last request), the close lingers: closing a socket
+// with unread input makes the kernel send a reset, which can destroy the
+// response before the client reads it.
+func (h *Server) close(c *loop.Conn, unread bool, reason loop.CloseReason) {
+	if unread {
+		c.CloseLingering(reason)
+	} else {
+		c.Close(reason)
+	}
+}
+
+// OnClose recycles the connection's state; deferred responses still owed
+// to it are cancelled (their Context is done).
+func (h *Server) OnClose(c *loop.Conn, _ loop.CloseReason) {
+	s, ok := c.Context().(*connState)
+	if ok && s.flags&sDeferred != 0 {
+		h.connGone(s)
+	}
+	c.SetContext(nil)
+	if ok && len(h.free) < freeMax {
+		*s = connState{}
+		h.free = append(h.free, s)
+	}
+}
+
+// OnDrain closes an idle connection at once (loop.ReasonShutdown). A
+// connection with a request in flight (a partial head or an unfinished
+// body) is answered first, with "Connection: close", and closed after it.
+func (h *Server) OnDrain(c *loop.Conn) {
+	s, ok := c.Context().(*connState)
+	if !ok || s.idle() {
+		c.Close(loop.ReasonShutdown)
+		return
+	}
+	s.flags |= sDrain
+}
+
+// respond runs the handler for the request in flight, whose input has all
+// arrived, and appends its response.
+func (srv *Server) respond(s *connState, body, out []byte, c *loop.Conn) ([]byte, action) {
+	ctx := &srv.ctx
+	ctx.reset()
+	ctx.reqBody, ctx.conn, ctx.st = body, c, s
+	srv.h.Serve(ctx)
+	if ctx.deferred != nil {
+		return out, actDefer
+	}
+	hdr, act := s.connAction()
+	out = srv.rs.appendHead(out, &ctx.Response, hdr)
+	if s.flags&sHead == 0 && bodyAllowed(ctx.status) {
+		out = append(out, ctx.Response.body...)
+	}
+	return out, act
+}
