@@ -38,6 +38,11 @@ type Protocol struct {
 	New func(wire.Settings) loop.Handler
 	// IdleTimeout is the protocol's default idle timeout (0: none).
 	IdleTimeout time.Duration
+	// Flags are the protocol's own flags, added to `serve`. Their values
+	// reach the workers in wire.Settings.Flags (read them with
+	// Settings.Flag), as the text the flag prints: a program's own
+	// configuration survives the re-exec into workers.
+	Flags []cli.Flag
 }
 
 // Builtin returns the protocols every prefork binary serves.
@@ -97,6 +102,28 @@ func New(extra ...Protocol) *cli.App {
 func env(name string) []string { return []string{"PREFORK_" + name} }
 
 func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
+	cmd := serveFlags(protos, names)
+	seen := map[string]bool{}
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			seen[n] = true
+		}
+	}
+	for _, name := range names {
+		for _, f := range protos[name].Flags {
+			for _, n := range f.Names() {
+				if seen[n] {
+					panic(fmt.Sprintf("app: protocol %s: flag --%s is defined twice", name, n))
+				}
+				seen[n] = true
+			}
+			cmd.Flags = append(cmd.Flags, f)
+		}
+	}
+	return cmd
+}
+
+func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "start the master and its workers",
@@ -116,6 +143,8 @@ func serveCommand(protos map[string]Protocol, names []string) *cli.Command {
 				DefaultText: "the protocol's: 75s for http, none otherwise"},
 			&cli.StringFlag{Name: "max-body", Value: "1m", EnvVars: env("MAX_BODY"),
 				Usage: "http: the largest request body buffered for a handler (bytes, or with k, m, g); larger gets 413"},
+			&cli.IntFlag{Name: "max-inflight", Value: wire.DefaultMaxInflight, EnvVars: env("MAX_INFLIGHT"),
+				Usage: "http: deferred and net/http requests in flight per worker; past it new requests wait in the kernel"},
 			&cli.DurationFlag{Name: "graceful-timeout", Value: wire.DefaultGracefulTimeout, EnvVars: env("GRACEFUL_TIMEOUT"),
 				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
 			&cli.DurationFlag{Name: "worker-timeout", Value: master.DefaultWorkerTimeout, EnvVars: env("WORKER_TIMEOUT"),
@@ -188,6 +217,7 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 			GracefulTimeout: c.Duration("graceful-timeout"),
 			Log:             wire.Log{Format: wire.LogFormat(c.String("log-format")), Level: level},
 			MaxBody:         maxBody,
+			MaxInflight:     c.Int("max-inflight"),
 		},
 		Workers:       workers,
 		Mode:          master.Mode(c.String("mode")),
@@ -201,6 +231,13 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 		User:            c.String("user"),
 		Group:           c.String("group"),
 		CPUAffinity:     c.Bool("cpu-affinity"),
+	}
+	for _, f := range p.Flags {
+		if cfg.Flags == nil {
+			cfg.Flags = map[string]string{}
+		}
+		name := f.Names()[0]
+		cfg.Flags[name] = fmt.Sprint(c.Value(name))
 	}
 	if c.IsSet("idle-timeout") {
 		cfg.IdleTimeout = c.Duration("idle-timeout")

@@ -42,6 +42,8 @@ const (
 	fLinger                          // ... and close lingering
 	fLingering                       // write side shut; input is read and discarded until EOF or timeout
 	fClosed                          // fd closed, OnClose called
+	fHeld                            // HoldInput: no reading, no delivery, until ResumeInput
+	fRedeliver                       // ResumeInput with unconsumed input: deliver it again
 )
 
 // Fd returns the connection's file descriptor. Use it for socket options; the
@@ -138,3 +140,29 @@ func (c *Conn) pending() int { return len(c.out) - c.outPos }
 func (c *Conn) idleFor(now int64, d time.Duration) bool {
 	return now-c.active >= int64(d)
 }
+
+// HoldInput stops reading from the connection and delivering its input, from
+// OnData or any other handler call on the loop's goroutine, until
+// ResumeInput. What the client sends meanwhile waits in the kernel (TCP
+// flow control then slows the client), and unconsumed input stays buffered.
+// A protocol uses it to bound the work it has in flight.
+func (c *Conn) HoldInput() { c.flags |= fHeld }
+
+// ResumeInput undoes HoldInput (loop goroutine only). On the next turn the
+// loop delivers the input left unconsumed, even if nothing new arrived, and
+// reads the socket again.
+func (c *Conn) ResumeInput() {
+	if c.flags&fHeld == 0 || c.flags&fClosed != 0 {
+		return
+	}
+	c.flags &^= fHeld
+	if len(c.in) > 0 {
+		c.flags |= fRedeliver
+	}
+	if c.flags&(fReadable|fRedeliver) != 0 {
+		c.loop.markReady(c)
+	}
+}
+
+// Held reports whether HoldInput is in force.
+func (c *Conn) Held() bool { return c.flags&fHeld != 0 }

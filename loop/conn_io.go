@@ -29,8 +29,8 @@ func (l *Loop) connEvent(c *Conn, ev uint32) {
 
 // readConn reads until EAGAIN, the read budget, backpressure or a close.
 func (l *Loop) readConn(c *Conn) {
-	if c.flags&(fClosed|fPaused) != 0 || c.flags&(fClosing|fLingering) == fClosing {
-		return // paused: resumed by flush; closing: input no longer matters
+	if c.flags&(fClosed|fPaused|fHeld) != 0 || c.flags&(fClosing|fLingering) == fClosing {
+		return // paused: resumed by flush; held: by ResumeInput; closing: input no longer matters
 	}
 	budget := l.cfg.ReadBudget
 	for {
@@ -54,7 +54,7 @@ func (l *Loop) readConn(c *Conn) {
 		c.active = l.now
 		if c.flags&fLingering == 0 {
 			l.deliver(c, l.rbuf[:n])
-			if c.flags&(fClosing|fClosed|fPaused) != 0 && c.flags&fLingering == 0 {
+			if c.flags&(fClosing|fClosed|fPaused|fHeld) != 0 && c.flags&fLingering == 0 {
 				return
 			}
 		}
@@ -258,6 +258,13 @@ func (l *Loop) runReady() {
 	for i, c := range l.readyNext {
 		c.flags &^= fInReady
 		l.readyNext[i] = nil
+		if c.flags&fRedeliver != 0 {
+			// ResumeInput: what was left unconsumed when the input was held.
+			c.flags &^= fRedeliver
+			if c.flags&(fClosed|fClosing|fHeld) == 0 && len(c.in) > 0 {
+				l.deliver(c, nil)
+			}
+		}
 		if c.flags&fReadable != 0 {
 			l.readConn(c)
 		}

@@ -447,3 +447,50 @@ func TestDualListeners(t *testing.T) {
 		}
 	}
 }
+
+// holdLines answers whole lines, one per OnData call, holding its input
+// after each until the test resumes it.
+type holdLines struct {
+	conn chan *loop.Conn
+}
+
+func (h *holdLines) OnOpen(*loop.Conn) {}
+func (h *holdLines) OnData(c *loop.Conn, in []byte) int {
+	i := bytes.IndexByte(in, '\n')
+	if i < 0 {
+		return 0
+	}
+	_, _ = c.Write(in[:i+1])
+	c.HoldInput()
+	h.conn <- c
+	return i + 1
+}
+func (h *holdLines) OnClose(*loop.Conn, loop.CloseReason) {}
+
+// TestHoldInput: a held connection gets no OnData; ResumeInput delivers the
+// input left unconsumed although nothing new arrives.
+func TestHoldInput(t *testing.T) {
+	h := &holdLines{conn: make(chan *loop.Conn, 4)}
+	addr, l := looptest.Start(t, loop.Config{Handler: h})
+	c := dial(t, addr)
+	if _, err := c.Write([]byte("one\ntwo\nthree\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	for _, want := range []string{"one\n", "two\n", "three\n"} {
+		n, err := io.ReadAtLeast(c, buf, len(want))
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("got %q, %v; want %q", buf[:n], err, want)
+		}
+		lc := <-h.conn
+		if !looptest.OnLoop(t, l, lc.Held) {
+			t.Fatal("HoldInput not in force")
+		}
+		select {
+		case <-h.conn:
+			t.Fatal("OnData while held")
+		default:
+		}
+		looptest.OnLoop(t, l, func() bool { lc.ResumeInput(); return true })
+	}
+}

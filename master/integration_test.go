@@ -452,6 +452,24 @@ func TestControlCommands(t *testing.T) {
 	}
 }
 
+// TestProtocolFlags: a program's own flag (app.Protocol.Flags) reaches its
+// workers across the re-exec.
+func TestProtocolFlags(t *testing.T) {
+	s := startServer(t, 2, "--proto", "greet", "--greeting", "hola, mundo")
+	for i := 0; i < 4; i++ { // connections land on both workers
+		c := testkit.Dial(t, s.addr)
+		if _, err := c.Write([]byte("?")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(c, buf, len("hola, mundo"))
+		if err != nil || string(buf[:n]) != "hola, mundo" {
+			t.Fatalf("got %q, %v; want the flag's value", buf[:n], err)
+		}
+		c.Close()
+	}
+}
+
 func TestCLIErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -112,6 +112,23 @@ func TestMetricsScrape(t *testing.T) {
 	if total != requests {
 		t.Errorf("prefork_requests_total summed over workers: got %v, want %d", total, requests)
 	}
+	// The http protocol's own series, per worker, by status class.
+	ok2xx := 0.0
+	for slot := 0; slot < 3; slot++ {
+		v, ok := sample(t, body, "prefork_http_requests_total", fmt.Sprintf(`{code="2xx",worker="%d"}`, slot))
+		if !ok {
+			t.Errorf("no prefork_http_requests_total{code=\"2xx\"} for slot %d", slot)
+		}
+		ok2xx += v
+		for _, series := range []string{"prefork_http_inflight_requests", "prefork_http_request_duration_seconds_count"} {
+			if _, ok := sample(t, body, series, fmt.Sprintf(`{worker="%d"}`, slot)); !ok {
+				t.Errorf("no %s for slot %d", series, slot)
+			}
+		}
+	}
+	if ok2xx != requests {
+		t.Errorf("prefork_http_requests_total{code=\"2xx\"} summed: got %v, want %d", ok2xx, requests)
+	}
 	for name, want := range map[string]float64{"prefork_workers_desired": 3, "prefork_workers_running": 3, "prefork_reloads_total": 0} {
 		if v, ok := sample(t, body, name, ""); !ok || v != want {
 			t.Errorf("%s: got %v (present %v), want %v", name, v, ok, want)

@@ -17,6 +17,7 @@ const (
 	DefaultLogFormat       = LogText
 	DefaultLogLevel        = slog.LevelInfo
 	DefaultMaxBody         = 1 << 20 // 1 MiB, nginx's client_max_body_size
+	DefaultMaxInflight     = 10000
 )
 
 // Settings is what every worker of a master needs to serve: one definition,
@@ -39,7 +40,16 @@ type Settings struct {
 	// MaxBody bounds a request body the http protocol buffers for its
 	// handler; a larger one is answered 413.
 	MaxBody int64 `json:"max_body"`
+	// MaxInflight bounds the http protocol's deferred (and net/http)
+	// requests per worker; past it, new requests wait in the kernel.
+	MaxInflight int `json:"max_inflight"`
+	// Flags are a program's own protocol flags (app.Protocol.Flags), by
+	// name, as the text they print.
+	Flags map[string]string `json:"flags,omitempty"`
 }
+
+// Flag returns the value of a program's own protocol flag ("" if unset).
+func (s *Settings) Flag(name string) string { return s.Flags[name] }
 
 // MaxInput is the most unconsumed input a worker's loop lets a connection
 // hold: a whole request, head and body (with chunked framing), must fit.
@@ -58,6 +68,9 @@ func (s *Settings) SetDefaults() {
 	if s.MaxBody == 0 {
 		s.MaxBody = DefaultMaxBody
 	}
+	if s.MaxInflight == 0 {
+		s.MaxInflight = DefaultMaxInflight
+	}
 }
 
 // Validate reports every setting that cannot work, each error naming its
@@ -75,6 +88,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxBody < 0 || s.MaxBody > 1<<30 {
 		errs = append(errs, fmt.Errorf("--max-body %d: want 1 byte to 1 GiB", s.MaxBody))
+	}
+	if s.MaxInflight < 0 || s.MaxInflight > 1<<20 {
+		errs = append(errs, fmt.Errorf("--max-inflight %d: want 1 to 1048576", s.MaxInflight))
 	}
 	if err := s.Log.Validate(); err != nil {
 		errs = append(errs, err)

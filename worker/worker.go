@@ -73,6 +73,13 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 		}
 		return s
 	})
+	if col, ok := h.(prometheus.Collector); ok {
+		// The protocol's own series (httpd: requests by status class,
+		// durations, in flight), gathered on the loop thread like the rest.
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("worker: the protocol's metrics: %w", err)
+		}
+	}
 	for i := range spec.Listeners {
 		fd := wire.FDFirstListener + i
 		if err := checkFD(fd, unix.SOCK_STREAM, true); err != nil {

@@ -6,6 +6,8 @@
 //	crash  the worker exits with status 3 as it starts (a crash loop)
 //	orphan the worker starts `sleep 0.2` and exits at once, orphaning it:
 //	       a master running as PID 1 must reap it
+//	greet  answers any input with its own flag --greeting (a program's
+//	       flag, which must reach the workers through the re-exec)
 package main
 
 import (
@@ -14,6 +16,8 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/prefork/prefork/app"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/echo"
@@ -21,6 +25,15 @@ import (
 )
 
 type hang struct{ *echo.Handler }
+
+type greet struct{ text []byte }
+
+func (greet) OnOpen(*loop.Conn) {}
+func (g greet) OnData(c *loop.Conn, in []byte) int {
+	_, _ = c.Write(g.text)
+	return len(in)
+}
+func (greet) OnClose(*loop.Conn, loop.CloseReason) {}
 
 func (h hang) OnData(c *loop.Conn, in []byte) int {
 	if bytes.Contains(in, []byte("hang")) {
@@ -31,6 +44,9 @@ func (h hang) OnData(c *loop.Conn, in []byte) int {
 
 func main() {
 	app.Main(
+		app.Protocol{Name: "greet", Usage: "answers with --greeting",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "greeting", Value: "hello", Usage: "what greet answers"}},
+			New:   func(s wire.Settings) loop.Handler { return greet{text: []byte(s.Flag("greeting"))} }},
 		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func(wire.Settings) loop.Handler { return hang{echo.New()} }},
 		app.Protocol{Name: "crash", Usage: "exits at start", New: func(wire.Settings) loop.Handler { os.Exit(3); return nil }},
 		app.Protocol{Name: "orphan", Usage: "orphans a child and exits at start", New: func(wire.Settings) loop.Handler {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prefork/prefork/loop"
 )
@@ -36,6 +37,7 @@ type Deferred struct {
 	minor  uint8
 	ctx    context.Context
 	cancel context.CancelFunc
+	start  time.Time
 
 	// The owner's side: Done and Flush may race with each other when a
 	// handler misuses them from two goroutines; mu keeps that harmless.
@@ -44,12 +46,13 @@ type Deferred struct {
 	flushed bool // Flush was called
 
 	// Loop side.
-	complete   bool     // Done has reached the loop
-	streaming  bool     // a Flush has reached the loop: the body goes in pieces
-	chunked    bool     // ... with the chunked coding
-	headSent   bool     // the head went out
-	chunks     [][]byte // flushed pieces waiting for their turn
-	closeAfter bool     // the request said close, or the response is close-delimited
+	complete   bool      // Done has reached the loop
+	streaming  bool      // a Flush has reached the loop: the body goes in pieces
+	streamHead *Response // ... with this status and these headers
+	chunked    bool      // ... with the chunked coding
+	headSent   bool      // the head went out
+	chunks     [][]byte  // flushed pieces waiting for their turn
+	closeAfter bool      // the request said close, or the response is close-delimited
 }
 
 // deferQueue is one connection's responses owed, in request order: each
@@ -86,7 +89,7 @@ func (c *Ctx) Defer() *Deferred {
 	if c.deferred != nil {
 		return c.deferred
 	}
-	d := &Deferred{srv: c.srv, conn: c.conn, head: c.IsHead(), minor: c.req.Minor}
+	d := &Deferred{srv: c.srv, conn: c.conn, head: c.IsHead(), minor: c.req.Minor, start: time.Now()}
 	d.status = 200
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	c.deferred = d
@@ -110,23 +113,29 @@ func (d *Deferred) Done() {
 		last = d.takeBody()
 	}
 	d.mu.Unlock()
-	d.conn.Loop().Post(func() { d.srv.completeDeferred(d, last, true) })
+	d.conn.Loop().Post(func() { d.srv.finishDeferred(d, last) })
 }
 
 // Flush sends the head, if it has not gone yet, and the body written since
-// the last Flush, without waiting for Done: a streamed response. Headers set
-// after the first Flush are not sent. HTTP/1.1 clients get a chunked body;
-// HTTP/1.0 clients a body that ends when the connection closes.
+// the last Flush, without waiting for Done: a streamed response. The status
+// and headers are taken at the first Flush; later changes are not sent.
+// HTTP/1.1 clients get a chunked body; HTTP/1.0 clients a body that ends
+// when the connection closes.
 func (d *Deferred) Flush() {
 	d.mu.Lock()
 	if d.done {
 		d.mu.Unlock()
 		return
 	}
+	var head *Response
+	if !d.flushed {
+		// The loop writes the head while the owner goes on: it gets its own copy.
+		head = &Response{status: d.status, hdr: append([]byte(nil), d.hdr...)}
+	}
 	d.flushed = true
 	piece := d.takeBody()
 	d.mu.Unlock()
-	d.conn.Loop().Post(func() { d.srv.completeDeferred(d, piece, false) })
+	d.conn.Loop().Post(func() { d.srv.streamDeferred(d, piece, head) })
 }
 
 // takeBody hands the body written so far to the loop: a copy, since the
@@ -165,19 +174,32 @@ func (srv *Server) queueOutput(s *connState, out []byte) {
 	last.after = append(last.after, out...)
 }
 
-// completeDeferred runs on the loop: a piece of a streamed response (final
-// false) or the end of one. What is at the head of the queue is written.
-func (srv *Server) completeDeferred(d *Deferred, piece []byte, final bool) {
+// streamDeferred runs on the loop with what a Flush sent: a piece of the
+// body, and at the first Flush the head (a copy of the owner's).
+func (srv *Server) streamDeferred(d *Deferred, piece []byte, head *Response) {
 	if d.q.closed {
 		return // the client is gone: nothing to send it
 	}
-	if !final || piece != nil {
-		d.streaming = true
+	if head != nil {
+		d.streaming, d.streamHead = true, head
 	}
 	if piece != nil {
 		d.chunks = append(d.chunks, piece)
 	}
-	d.complete = final
+	srv.flushQueue(d.conn, d.q)
+}
+
+// finishDeferred runs on the loop when Done was called: the owner no longer
+// touches d, so its Response is read here. last is the body written since
+// the last Flush of a stream.
+func (srv *Server) finishDeferred(d *Deferred, last []byte) {
+	if d.q.closed {
+		return
+	}
+	if last != nil {
+		d.chunks = append(d.chunks, last)
+	}
+	d.complete = true
 	srv.flushQueue(d.conn, d.q)
 }
 
@@ -203,18 +225,22 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 			case d.minor == 0:
 				hdr = connKeepAlive
 			}
-			if d.streaming && bodyAllowed(d.status) {
+			switch {
+			case d.streaming && bodyAllowed(d.streamHead.status):
 				if d.minor == 0 {
 					// HTTP/1.0 has no chunked coding: the body ends
 					// with the connection.
 					hdr, d.closeAfter = connClose, true
 				} else {
 					d.chunked = true
-					d.AddField(chunkedField)
+					d.streamHead.AddField(chunkedField)
 				}
-				out = srv.rs.appendHeadNoLength(out, &d.Response, hdr)
-			} else {
-				d.streaming = false
+				out = srv.rs.appendHeadNoLength(out, d.streamHead, hdr)
+			case d.streaming:
+				// 204 or 304 streamed: there is no body to send.
+				out = srv.rs.appendHead(out, d.streamHead, hdr)
+				d.head = true
+			default:
 				out = srv.rs.appendHead(out, &d.Response, hdr)
 				if !d.head && bodyAllowed(d.status) {
 					out = append(out, d.Response.body...)
@@ -245,7 +271,14 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 		}
 		srv.deferredNow--
 		srv.requests++
+		st := d.status
+		if d.streamHead != nil {
+			st = d.streamHead.status
+		}
+		srv.stats.count(st)
+		srv.stats.observe(time.Since(d.start))
 		d.cancel()
+		defer srv.release()
 		out = append(out, it.after...)
 		q.items[0] = owed{}
 		q.items = q.items[1:]
@@ -294,6 +327,9 @@ func (srv *Server) connGone(s *connState) {
 	for _, it := range q.items {
 		it.d.cancel()
 		srv.deferredNow--
+	}
+	if len(q.items) > 0 {
+		defer srv.release()
 	}
 	q.items = nil
 	delete(srv.waiting, s)

@@ -423,3 +423,15 @@ func TestPathDecodeDoesNotTouchInput(t *testing.T) {
 		t.Errorf("got %d responses, input changed %v, output %q", nresp, string(in) != orig, out)
 	}
 }
+
+func loopConfig(srv *Server) loop.Config {
+	return loop.Config{Handler: srv, LingerTimeout: time.Second}
+}
+
+func netDial(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, testkit.IOTimeout)
+	if err == nil {
+		_ = c.SetDeadline(time.Now().Add(testkit.IOTimeout))
+	}
+	return c, err
+}

@@ -70,12 +70,24 @@ type responses struct {
 	// serverDateAt.
 	serverDate   []byte
 	serverDateAt int
+	// ok200 is "HTTP/1.1 200 OK\r\n" and serverDate.
+	ok200 []byte
+	// prefix caches the head of the last response with a length, up to
+	// "Content-Length: ": a handler that sends the same status and fields
+	// every time (most do) gets its head in one append, its length and
+	// Connection field in two more. prefixStatus, prefixHdr and prefixSec
+	// are its key.
+	prefix       []byte
+	prefixStatus int
+	prefixHdr    []byte
+	prefixSec    int64
 	errs         [len(errStatuses)]tmpl
 }
 
 func newResponses(server string) *responses {
 	rs := &responses{sec: -1, serverDate: []byte("Server: " + server + "\r\nDate: " + dateLayout + "\r\n")}
 	rs.serverDateAt = len(rs.serverDate) - 2 - dateLen
+	rs.ok200 = append([]byte("HTTP/1.1 200 OK\r\n"), rs.serverDate...)
 	for k, st := range errStatuses {
 		rs.errs[k] = buildTmpl(strconv.Itoa(st.code)+" "+st.text, server, connClose, st.text+"\n")
 	}
@@ -107,6 +119,7 @@ func (rs *responses) setDate(t time.Time) {
 		return
 	}
 	copy(rs.serverDate[rs.serverDateAt:], d)
+	copy(rs.ok200[len(rs.ok200)-len(rs.serverDate)+rs.serverDateAt:], d)
 	for k := range rs.errs {
 		copy(rs.errs[k].b[rs.errs[k].date:], d)
 	}
@@ -125,15 +138,55 @@ func (rs *responses) appendHeadNoLength(out []byte, res *Response, c conn) []byt
 }
 
 func (rs *responses) appendHeadLength(out []byte, res *Response, c conn, length bool) []byte {
-	out = appendStatusLine(out, res.status)
-	out = append(out, rs.serverDate...)
-	out = append(out, res.hdr...)
 	if length && bodyAllowed(res.status) {
-		out = append(out, "Content-Length: "...)
-		out = strconv.AppendInt(out, int64(len(res.body)), 10)
-		out = append(out, "\r\n"...)
+		if res.status != rs.prefixStatus || rs.prefixSec != rs.sec || string(res.hdr) != string(rs.prefixHdr) {
+			p := rs.prefix[:0]
+			if res.status == 200 {
+				p = append(p, rs.ok200...)
+			} else {
+				p = appendStatusLine(p, res.status)
+				p = append(p, rs.serverDate...)
+			}
+			p = append(p, res.hdr...)
+			rs.prefix = append(p, "Content-Length: "...)
+			rs.prefixStatus, rs.prefixSec = res.status, rs.sec
+			rs.prefixHdr = append(rs.prefixHdr[:0], res.hdr...)
+		}
+		out = append(out, rs.prefix...)
+		out = appendDecimal(out, len(res.body))
+		return append(out, lengthEnds[c]...)
 	}
+	if res.status == 200 {
+		out = append(out, rs.ok200...)
+	} else {
+		out = appendStatusLine(out, res.status)
+		out = append(out, rs.serverDate...)
+	}
+	out = append(out, res.hdr...)
 	return append(out, connEnds[c]...)
+}
+
+// appendDecimal appends n >= 0 in decimal.
+func appendDecimal(out []byte, n int) []byte {
+	if n < 10 {
+		return append(out, byte('0'+n))
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(out, b[i:]...)
+}
+
+// lengthEnds end a Content-Length line, add the Connection field and the
+// empty line.
+var lengthEnds = [numConn]string{
+	connNone:      "\r\n\r\n",
+	connClose:     "\r\nConnection: close\r\n\r\n",
+	connKeepAlive: "\r\nConnection: keep-alive\r\n\r\n",
 }
 
 // appendError appends the error response for err, an *Error.

@@ -54,6 +54,7 @@ const (
 	actShutdown               // draining, and the request in flight was answered: close
 	actError                  // an error response was written: close lingering
 	actDefer                  // the handler deferred the last request's response
+	actHold                   // MaxInflight deferred responses are in flight: the next request waits
 )
 
 // idle reports whether the connection is a keep-alive connection between
@@ -106,7 +107,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			if !ok {
 				e = ErrBadRequestLine
 			}
-			out = srv.rs.appendError(out, e, r.Flags&FlagHEAD != 0)
+			out = srv.appendError(out, e, r.Flags&FlagHEAD != 0)
 			return len(in), out, actError, nresp + 1
 		}
 		rest := in[pos+n:]
@@ -123,7 +124,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			}
 			if err != nil {
 				s.state = stHead
-				out = srv.rs.appendError(out, err, r.Flags&FlagHEAD != 0)
+				out = srv.appendError(out, err, r.Flags&FlagHEAD != 0)
 				return len(in), out, actError, nresp + 1
 			}
 			if !done {
@@ -138,7 +139,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			total += end
 		case r.ContentLength > srv.maxBody:
 			// Refused before the client sends it: no 100 Continue.
-			out = srv.rs.appendError(out, ErrBodyTooLarge, r.Flags&FlagHEAD != 0)
+			out = srv.appendError(out, ErrBodyTooLarge, r.Flags&FlagHEAD != 0)
 			return len(in), out, actError, nresp + 1
 		case r.ContentLength > 0:
 			if int64(len(rest)) < r.ContentLength {
@@ -148,6 +149,9 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			}
 			body = rest[:r.ContentLength]
 			total += int(r.ContentLength)
+		}
+		if srv.maxInflight > 0 && srv.deferredNow >= srv.maxInflight {
+			return pos, out, actHold, nresp
 		}
 		out = s.continue100(out, r)
 		pos += total

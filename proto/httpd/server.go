@@ -20,6 +20,11 @@ type Options struct {
 	// loop's Config.MaxInput must hold a whole request: MaxBody plus some
 	// room for the head and chunk framing (wire.Settings.MaxInput).
 	MaxBody int64
+	// MaxInflight bounds the deferred responses not done yet (net/http
+	// requests are deferred ones); past it, connections with a new request
+	// stop being read until one is done, so new requests wait in the kernel.
+	// 0: no bound.
+	MaxInflight int
 }
 
 // DefaultMaxBody is Options.MaxBody's default.
@@ -52,6 +57,9 @@ type Server struct {
 	// waiting holds the connections owed a deferred response.
 	waiting     map[*connState]*deferQueue
 	deferredNow int // deferred responses not done yet
+	maxInflight int
+	held        []*loop.Conn // connections holding a request back, oldest first
+	stats       httpStats
 }
 
 // maxQueued bounds the responses a connection may have ready behind a
@@ -81,7 +89,8 @@ func New(opts Options) *Server {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, out: make([]byte, 0, 4<<10)}
+	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, maxInflight: opts.MaxInflight,
+		out: make([]byte, 0, 4<<10)}
 	srv.ctx.srv = srv
 	return srv
 }
@@ -159,6 +168,13 @@ func (h *Server) OnData(c *loop.Conn, in []byte) int {
 			h.out = out[:0]
 		} else {
 			h.out = make([]byte, 0, 4<<10)
+		}
+		if act == actHold {
+			// At MaxInflight: this request waits, unread beyond what the
+			// loop already has, until a deferred response is done.
+			c.HoldInput()
+			h.held = append(h.held, c)
+			return pos
 		}
 		if act == actDefer {
 			d := h.ctx.deferred
@@ -260,9 +276,28 @@ func (srv *Server) respond(s *connState, body, out []byte, c *loop.Conn) ([]byte
 		return out, actDefer
 	}
 	hdr, act := s.connAction()
+	srv.stats.count(ctx.status)
 	out = srv.rs.appendHead(out, &ctx.Response, hdr)
 	if s.flags&sHead == 0 && bodyAllowed(ctx.status) {
 		out = append(out, ctx.Response.body...)
 	}
 	return out, act
+}
+
+// release resumes held connections while there is room in flight.
+func (srv *Server) release() {
+	for len(srv.held) > 0 && (srv.maxInflight == 0 || srv.deferredNow < srv.maxInflight) {
+		c := srv.held[0]
+		srv.held[0] = nil
+		srv.held = srv.held[1:]
+		if !c.Closed() {
+			c.ResumeInput()
+		}
+	}
+}
+
+// appendError appends an error response and counts it.
+func (srv *Server) appendError(out []byte, err *Error, head bool) []byte {
+	srv.stats.count(err.Status)
+	return srv.rs.appendError(out, err, head)
 }
