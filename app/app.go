@@ -49,7 +49,9 @@ type Protocol struct {
 func Builtin() []Protocol {
 	return []Protocol{
 		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World! (proto/httpd's Greeting handler)", IdleTimeout: 75 * time.Second,
-			New: func(s wire.Settings) loop.Handler { return httpd.New(httpd.Options{MaxBody: s.MaxBody}) }},
+			New: func(s wire.Settings) loop.Handler {
+				return httpd.New(httpd.Options{MaxBody: s.MaxBody, AccessLog: s.AccessLogWriter()})
+			}},
 		{Name: "echo", Usage: "every byte back", New: func(wire.Settings) loop.Handler { return echo.New() }},
 		{Name: "calc", Usage: "length-prefixed integer calculator", New: func(wire.Settings) loop.Handler { return calc.New() }},
 	}
@@ -143,6 +145,8 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 				DefaultText: "the protocol's: 75s for http, none otherwise"},
 			&cli.StringFlag{Name: "max-body", Value: "1m", EnvVars: env("MAX_BODY"),
 				Usage: "http: the largest request body buffered for a handler (bytes, or with k, m, g); larger gets 413"},
+			&cli.StringFlag{Name: "access-log", EnvVars: env("ACCESS_LOG"),
+				Usage: "http: one line per request (time, client, request line, status, bytes, seconds) to this file, or - for stdout; off by default"},
 			&cli.IntFlag{Name: "max-inflight", Value: wire.DefaultMaxInflight, EnvVars: env("MAX_INFLIGHT"),
 				Usage: "http: deferred and net/http requests in flight per worker; past it new requests wait in the kernel"},
 			&cli.DurationFlag{Name: "graceful-timeout", Value: wire.DefaultGracefulTimeout, EnvVars: env("GRACEFUL_TIMEOUT"),
@@ -218,6 +222,7 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 			Log:             wire.Log{Format: wire.LogFormat(c.String("log-format")), Level: level},
 			MaxBody:         maxBody,
 			MaxInflight:     c.Int("max-inflight"),
+			AccessLog:       c.String("access-log"),
 		},
 		Workers:       workers,
 		Mode:          master.Mode(c.String("mode")),

@@ -81,6 +81,9 @@ func (l *Loop) closeConns(reason CloseReason) {
 func (l *Loop) closeAll() {
 	l.closeListeners()
 	l.closeConns(ReasonShutdown)
+	if s, ok := l.h.(Stopper); ok {
+		s.OnStop()
+	}
 	l.tasksMu.Lock()
 	l.wakeClosed = true
 	if l.wakefd >= 0 {

@@ -35,6 +35,14 @@ type Drainer interface {
 	OnDrain(c *Conn)
 }
 
+// Stopper is an optional interface of a Handler: OnStop is called on the
+// loop's goroutine when Run is about to return, after every connection has
+// closed (OnClose), so a protocol can write out what it buffers (HTTP's
+// access log).
+type Stopper interface {
+	OnStop()
+}
+
 // CloseReason says why a connection closed. It labels the
 // prefork_connections_closed_total series.
 type CloseReason uint8

@@ -494,3 +494,36 @@ func TestHoldInput(t *testing.T) {
 		looptest.OnLoop(t, l, func() bool { lc.ResumeInput(); return true })
 	}
 }
+
+type stopSpy struct {
+	holdLines
+	stopped chan int // open connections seen by OnStop
+	open    int
+}
+
+func (s *stopSpy) OnOpen(*loop.Conn)                    { s.open++ }
+func (s *stopSpy) OnClose(*loop.Conn, loop.CloseReason) { s.open-- }
+func (s *stopSpy) OnStop()                              { s.stopped <- s.open }
+
+// TestStopper: OnStop runs once as Run returns, after every OnClose.
+func TestStopper(t *testing.T) {
+	h := &stopSpy{stopped: make(chan int, 2)}
+	addr, l := looptest.Start(t, loop.Config{Handler: h})
+	dial(t, addr)
+	testkit.WaitFor(t, "the connection open", 5*time.Second, func() bool {
+		return looptest.OnLoop(t, l, func() int { return h.open }) == 1
+	})
+	l.Stop()
+	<-l.Done()
+	select {
+	case open := <-h.stopped:
+		if open != 0 {
+			t.Errorf("OnStop with %d connections still open, want 0", open)
+		}
+	default:
+		t.Fatal("OnStop not called")
+	}
+	if len(h.stopped) != 0 {
+		t.Error("OnStop called twice")
+	}
+}

@@ -159,6 +159,11 @@ func (c *Config) Validate() error {
 			add("--pidfile %s: prefork already running as pid %d", c.PidFile, pid)
 		}
 	}
+	if c.AccessLog != "" && c.AccessLog != "-" {
+		if err := checkDir(c.AccessLog); err != nil {
+			add("--access-log %s: %w", c.AccessLog, err)
+		}
+	}
 	if c.AdminSocket != "" {
 		// sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
 		if len(c.AdminSocket) > len(unix.RawSockaddrUnix{}.Path)-1 {

@@ -643,3 +643,33 @@ func TestCPUAffinity(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogFile: --access-log PATH is opened by the master and written
+// by its workers, even when they run as a user that could not open it.
+func TestAccessLogFile(t *testing.T) {
+	dir := t.TempDir() // 0700, root's when the tests run as root
+	path := filepath.Join(dir, "access.log")
+	args := []string{"--access-log", path}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user", "nobody", "--group", "nogroup")
+	}
+	s := startServer(t, 2, args...)
+	const n = 20
+	for i := 0; i < n; i++ {
+		if err := get(s.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.signal(unix.SIGTERM) // a graceful stop writes what is buffered
+	if code := s.waitExit(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != n || !strings.Contains(lines[0], `"GET / HTTP/1.1" 200 13 `) {
+		t.Errorf("got %d lines, first %q; want %d lines of GET / 200 13", len(lines), lines[0], n)
+	}
+}

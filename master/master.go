@@ -59,6 +59,8 @@ type Master struct {
 	notify  *notifier
 	// readyOnce: every desired slot has been ready at least once.
 	readyOnce bool
+	// accessLog is the access log the master opened for its workers (-1: none).
+	accessLog int
 }
 
 // New checks cfg (Config.Validate: nothing is bound if it fails), opens or
@@ -69,11 +71,25 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	accessLog := -1
+	if cfg.AccessLog != "" && cfg.AccessLog != "-" {
+		// Opened here, as the master's user, and inherited by every worker
+		// (fd 4+n), as nginx's master opens its logs for its workers.
+		fd, err := unix.Open(cfg.AccessLog, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--access-log %s: %w", cfg.AccessLog, os.NewSyscallError("open", err))
+		}
+		accessLog = fd
+	}
 	ls, err := cfg.listeners()
 	if err != nil {
+		if accessLog >= 0 {
+			_ = closeFD(accessLog)
+		}
 		return nil, err
 	}
 	m := newMaster(cfg, ls)
+	m.accessLog = accessLog
 	if cfg.MetricsListen != "" {
 		if m.http, err = m.newHTTPServer(cfg.MetricsListen, cfg.MetricsFallback); err != nil {
 			ls.closeAll()
@@ -87,14 +103,15 @@ func New(cfg Config) (*Master, error) {
 // (or by a test).
 func newMaster(cfg Config, ls *listeners) *Master {
 	m := &Master{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ls:      ls,
-		events:  make(chan event, 1024),
-		slots:   map[int]*slot{},
-		desired: cfg.Workers,
-		procs:   map[int]*proc{},
-		metrics: metrics.NewMaster(),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ls:        ls,
+		events:    make(chan event, 1024),
+		slots:     map[int]*slot{},
+		desired:   cfg.Workers,
+		procs:     map[int]*proc{},
+		metrics:   metrics.NewMaster(),
+		accessLog: -1,
 	}
 	m.notify = newNotifier(m)
 	return m
@@ -169,6 +186,9 @@ func (m *Master) Run() error {
 		}
 	}
 	m.ls.closeAll()
+	if m.accessLog >= 0 {
+		_ = closeFD(m.accessLog)
+	}
 	m.log.Info("master stopped")
 	return nil
 }

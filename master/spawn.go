@@ -69,7 +69,7 @@ func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net
 			ours.Close()
 			return 0, nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
 		}
-		f := os.NewFile(uintptr(dup), fmt.Sprintf("listener-%d", i))
+		f := os.NewFile(uintptr(dup), fmt.Sprintf("inherited-%d", i))
 		defer f.Close()
 		files = append(files, f)
 	}

@@ -96,6 +96,10 @@ func (m *Master) startWorker(s *slot) *proc {
 		Exclusive:  m.cfg.Mode == ModeShared,
 		Heartbeat:  m.cfg.heartbeat(),
 	}
+	if m.accessLog >= 0 {
+		spec.AccessLogFD = true
+		fds = append(fds[:len(fds):len(fds)], m.accessLog)
+	}
 	if m.cfg.CPUAffinity {
 		if cpu, ok := cpus.ForSlot(s.index); ok {
 			spec.CPU = &cpu

@@ -46,7 +46,20 @@ type Settings struct {
 	// Flags are a program's own protocol flags (app.Protocol.Flags), by
 	// name, as the text they print.
 	Flags map[string]string `json:"flags,omitempty"`
+	// AccessLog is where the http protocol logs one line per request: a
+	// path (the master opens it, so a worker of another --user can write
+	// it), "-" for standard output, "" for none.
+	AccessLog string `json:"access_log,omitempty"`
+
+	// accessLog is the open access log, set in the worker (SetAccessLogWriter).
+	accessLog io.Writer
 }
+
+// AccessLogWriter returns the open access log in a worker (nil: none).
+func (s *Settings) AccessLogWriter() io.Writer { return s.accessLog }
+
+// SetAccessLogWriter is called by the worker once it holds the access log.
+func (s *Settings) SetAccessLogWriter(w io.Writer) { s.accessLog = w }
 
 // Flag returns the value of a program's own protocol flag ("" if unset).
 func (s *Settings) Flag(name string) string { return s.Flags[name] }

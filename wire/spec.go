@@ -13,6 +13,7 @@ import (
 //	0, 1, 2     the master's stdin, stdout and stderr
 //	3           the control socket (SOCK_SEQPACKET, one end of a socketpair)
 //	4 .. 4+n-1  the listening sockets, in the order of Spec.Listeners
+//	4+n         the access log (Settings.AccessLog a path; Spec.AccessLogFD)
 //
 // Nothing else is inherited; the worker makes these close-on-exec as soon as
 // it has checked them.
@@ -40,7 +41,12 @@ type Spec struct {
 	Heartbeat time.Duration `json:"heartbeat"`
 	// CPU pins the worker process, every thread of it (--cpu-affinity); nil: not pinned.
 	CPU *int `json:"cpu,omitempty"`
+	// AccessLogFD: the access log the master opened follows the listeners.
+	AccessLogFD bool `json:"access_log_fd,omitempty"`
 }
+
+// FDAccessLog is the access log's fd number: after the listeners.
+func (s *Spec) FDAccessLog() int { return FDFirstListener + len(s.Listeners) }
 
 // Listener describes one inherited listening socket.
 type Listener struct {

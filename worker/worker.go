@@ -52,6 +52,16 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 		}
 	}
 
+	switch {
+	case spec.AccessLogFD:
+		fd := spec.FDAccessLog()
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return fmt.Errorf("worker: access log fd %d: %w", fd, os.NewSyscallError("fcntl F_SETFD", err))
+		}
+		spec.Settings.SetAccessLogWriter(os.NewFile(uintptr(fd), spec.AccessLog))
+	case spec.AccessLog == "-":
+		spec.Settings.SetAccessLogWriter(os.Stdout)
+	}
 	h := newHandler(spec.Settings)
 	var l *loop.Loop
 	l, err := loop.New(loop.Config{

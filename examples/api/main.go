@@ -38,7 +38,8 @@ func newServer(s wire.Settings) loop.Handler {
 	r.GET("/hello/{name}", hello)
 	r.POST("/echo", echo)
 	r.GET("/slow", slow)
-	return httpd.New(httpd.Options{Handler: r, MaxBody: s.MaxBody, MaxInflight: s.MaxInflight})
+	return httpd.New(httpd.Options{Handler: r, MaxBody: s.MaxBody, MaxInflight: s.MaxInflight,
+		AccessLog: s.AccessLogWriter()})
 }
 
 var jsonType = httpd.MustField("Content-Type", "application/json")

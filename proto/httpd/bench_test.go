@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,60 @@ func BenchmarkServe(b *testing.B) {
 				out = o
 			}
 		})
+	}
+}
+
+// apiHandler reads a header and a query argument and writes a 1 KiB body:
+// the issue's yardstick for the native API.
+func apiHandler() Handler {
+	body := []byte(strings.Repeat("x", 1024))
+	ct := MustField("Content-Type", "application/octet-stream")
+	return HandlerFunc(func(c *Ctx) {
+		ua := c.Header("User-Agent")
+		id, _ := c.Query("id")
+		if len(ua) == 0 || len(id) == 0 {
+			c.SetStatus(400)
+			return
+		}
+		c.AddField(ct)
+		_ = c.SetHeader("X-Id", "1")
+		_, _ = c.Write(body)
+	})
+}
+
+const apiReq = "GET /item?id=42&x=y HTTP/1.1\r\nHost: example.org\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+
+// BenchmarkHandlerAPI: the native API end to end over the protocol, no
+// socket; -benchmem shows 0 allocs/op.
+func BenchmarkHandlerAPI(b *testing.B) {
+	srv := New(Options{Handler: apiHandler()})
+	in := []byte(apiReq)
+	out := make([]byte, 0, 16<<10)
+	var s connState
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n, o, act, nresp := s.serve(in, out[:0], srv, nil)
+		if n != len(in) || act != actKeep || nresp != 1 || len(o) < 1024 {
+			b.Fatalf("got consumed %d action %d responses %d out %d", n, act, nresp, len(o))
+		}
+		out = o
+	}
+}
+
+func TestHandlerAPIAllocs(t *testing.T) {
+	srv := New(Options{Handler: apiHandler()})
+	in := []byte(apiReq)
+	out := make([]byte, 0, 16<<10)
+	var s connState
+	s.serve(in, out[:0], srv, nil) // warm the reused buffers
+	allocs := testing.AllocsPerRun(1000, func() {
+		_, o, _, _ := s.serve(in, out[:0], srv, nil)
+		if !bytes.Contains(o[:40], []byte("200 OK")) {
+			t.Fatalf("got %q", o)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per request, want 0", allocs)
 	}
 }

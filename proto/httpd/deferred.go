@@ -38,6 +38,7 @@ type Deferred struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
+	line   []byte // the request line, for the access log
 
 	// The owner's side: Done and Flush may race with each other when a
 	// handler misuses them from two goroutines; mu keeps that harmless.
@@ -52,6 +53,7 @@ type Deferred struct {
 	chunked    bool      // ... with the chunked coding
 	headSent   bool      // the head went out
 	chunks     [][]byte  // flushed pieces waiting for their turn
+	sent       int       // body bytes written
 	closeAfter bool      // the request said close, or the response is close-delimited
 }
 
@@ -92,6 +94,9 @@ func (c *Ctx) Defer() *Deferred {
 	d := &Deferred{srv: c.srv, conn: c.conn, head: c.IsHead(), minor: c.req.Minor, start: time.Now()}
 	d.status = 200
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if c.srv.alog != nil {
+		d.line = appendRequestLine(nil, &c.req)
+	}
 	c.deferred = d
 	return d
 }
@@ -244,6 +249,7 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 				out = srv.rs.appendHead(out, &d.Response, hdr)
 				if !d.head && bodyAllowed(d.status) {
 					out = append(out, d.Response.body...)
+					d.sent += len(d.Response.body)
 				}
 			}
 			d.headSent = true
@@ -253,11 +259,13 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 				switch {
 				case d.head || len(p) == 0:
 				case d.chunked:
+					d.sent += len(p)
 					out = strconv.AppendInt(out, int64(len(p)), 16)
 					out = append(out, "\r\n"...)
 					out = append(out, p...)
 					out = append(out, "\r\n"...)
 				default:
+					d.sent += len(p)
 					out = append(out, p...)
 				}
 			}
@@ -277,6 +285,9 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 		}
 		srv.stats.count(st)
 		srv.stats.observe(time.Since(d.start))
+		if srv.alog != nil {
+			srv.alog.logLine(c, d.line, st, d.sent, time.Since(d.start))
+		}
 		d.cancel()
 		defer srv.release()
 		out = append(out, it.after...)

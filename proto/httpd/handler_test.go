@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -435,3 +436,59 @@ func netDial(addr string) (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestAccessLog: one line per request, sync, deferred and error, written in
+// a batch rather than a write per request.
+func TestAccessLog(t *testing.T) {
+	var logw lockedLog
+	writes := 0
+	counting := writerFunc(func(p []byte) (int, error) {
+		writes++
+		return logw.Write(p)
+	})
+	addr, l, srv := startHandler(t, Options{AccessLog: counting, Handler: HandlerFunc(func(c *Ctx) {
+		if string(c.Path()) == "/later" {
+			d := c.Defer()
+			go func() { _, _ = d.WriteString("later"); d.Done() }()
+			return
+		}
+		_, _ = c.WriteString("now")
+	})})
+	conn := testkit.Dial(t, addr)
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, "GET /a?x=\"y HTTP/1.1\r\nHost: h\r\n\r\nGET /later HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	readResp(t, br, "GET")
+	readResp(t, br, "GET")
+	readResp(t, br, "HEAD")
+	io.WriteString(conn, "BAD\r\n\r\n")
+	readResp(t, br, "GET")
+	testkit.WaitFor(t, "the access log written", 5*time.Second, func() bool { return strings.Count(logw.String(), "\n") == 4 })
+	lines := strings.Split(strings.TrimSpace(logw.String()), "\n")
+	want := []string{`"GET /a?x=\x22y HTTP/1.1" 200 3 `, `"GET /later HTTP/1.1" 200 5 `, `"HEAD /b HTTP/1.0" 200 0 `, `"-" 400 0 `}
+	// A line is written when its response is ready: the HEAD, answered at
+	// once but sent after the deferred response before it, is logged first.
+	sort.Strings(want)
+	var rest []string
+	for i, line := range lines {
+		f := strings.SplitN(line, " ", 3)
+		if len(f) < 3 || !strings.HasPrefix(f[1], "127.0.0.1:") {
+			t.Fatalf("line %d: got %q, want time, client, request...", i, line)
+		}
+		if _, err := time.Parse("2006-01-02T15:04:05.000Z", f[0]); err != nil {
+			t.Errorf("line %d: time %q: %v", i, f[0], err)
+		}
+		rest = append(rest, f[2][:strings.LastIndexByte(f[2], ' ')+1])
+	}
+	sort.Strings(rest)
+	if strings.Join(rest, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", rest, want)
+	}
+	if n := looptest.OnLoop(t, l, func() int { return writes }); n > 2 {
+		t.Errorf("%d writes for 4 lines, want them batched", n)
+	}
+	_ = srv
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -107,7 +107,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			if !ok {
 				e = ErrBadRequestLine
 			}
-			out = srv.appendError(out, e, r.Flags&FlagHEAD != 0)
+			out = srv.appendError(out, c, r, e)
 			return len(in), out, actError, nresp + 1
 		}
 		rest := in[pos+n:]
@@ -124,7 +124,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			}
 			if err != nil {
 				s.state = stHead
-				out = srv.appendError(out, err, r.Flags&FlagHEAD != 0)
+				out = srv.appendError(out, c, r, err)
 				return len(in), out, actError, nresp + 1
 			}
 			if !done {
@@ -139,7 +139,7 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			total += end
 		case r.ContentLength > srv.maxBody:
 			// Refused before the client sends it: no 100 Continue.
-			out = srv.appendError(out, ErrBodyTooLarge, r.Flags&FlagHEAD != 0)
+			out = srv.appendError(out, c, r, ErrBodyTooLarge)
 			return len(in), out, actError, nresp + 1
 		case r.ContentLength > 0:
 			if int64(len(rest)) < r.ContentLength {

@@ -2,6 +2,8 @@ package httpd
 
 import (
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/prefork/prefork/loop"
 )
@@ -25,6 +27,9 @@ type Options struct {
 	// stop being read until one is done, so new requests wait in the kernel.
 	// 0: no bound.
 	MaxInflight int
+	// AccessLog, when set, gets one line per request (see accessLog), in
+	// batches: no system call per request.
+	AccessLog io.Writer
 }
 
 // DefaultMaxBody is Options.MaxBody's default.
@@ -60,6 +65,7 @@ type Server struct {
 	maxInflight int
 	held        []*loop.Conn // connections holding a request back, oldest first
 	stats       httpStats
+	alog        *accessLog // nil: no access log
 }
 
 // maxQueued bounds the responses a connection may have ready behind a
@@ -92,6 +98,9 @@ func New(opts Options) *Server {
 	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, maxInflight: opts.MaxInflight,
 		out: make([]byte, 0, 4<<10)}
 	srv.ctx.srv = srv
+	if opts.AccessLog != nil {
+		srv.alog = &accessLog{w: opts.AccessLog}
+	}
 	return srv
 }
 
@@ -246,6 +255,9 @@ func (h *Server) OnClose(c *loop.Conn, _ loop.CloseReason) {
 	if ok && s.flags&sDeferred != 0 {
 		h.connGone(s)
 	}
+	if h.alog != nil {
+		delete(h.alog.peers, c)
+	}
 	c.SetContext(nil)
 	if ok && len(h.free) < freeMax {
 		*s = connState{}
@@ -257,6 +269,9 @@ func (h *Server) OnClose(c *loop.Conn, _ loop.CloseReason) {
 // connection with a request in flight (a partial head or an unfinished
 // body) is answered first, with "Connection: close", and closed after it.
 func (h *Server) OnDrain(c *loop.Conn) {
+	if h.alog != nil {
+		h.alog.flush()
+	}
 	s, ok := c.Context().(*connState)
 	if !ok || s.idle() {
 		c.Close(loop.ReasonShutdown)
@@ -278,8 +293,17 @@ func (srv *Server) respond(s *connState, body, out []byte, c *loop.Conn) ([]byte
 	hdr, act := s.connAction()
 	srv.stats.count(ctx.status)
 	out = srv.rs.appendHead(out, &ctx.Response, hdr)
+	sent := 0
 	if s.flags&sHead == 0 && bodyAllowed(ctx.status) {
 		out = append(out, ctx.Response.body...)
+		sent = len(ctx.Response.body)
+	}
+	if srv.alog != nil {
+		var took time.Duration
+		if c != nil {
+			took = time.Since(c.Loop().Now()) // since the loop turn that read it
+		}
+		srv.alog.log(c, &ctx.req, ctx.status, sent, took)
 	}
 	return out, act
 }
@@ -296,8 +320,20 @@ func (srv *Server) release() {
 	}
 }
 
-// appendError appends an error response and counts it.
-func (srv *Server) appendError(out []byte, err *Error, head bool) []byte {
+// appendError appends an error response to r (parsed as far as it went),
+// counts and logs it.
+func (srv *Server) appendError(out []byte, c *loop.Conn, r *Request, err *Error) []byte {
 	srv.stats.count(err.Status)
-	return srv.rs.appendError(out, err, head)
+	if srv.alog != nil {
+		srv.alog.log(c, r, err.Status, 0, 0)
+	}
+	return srv.rs.appendError(out, err, r.Flags&FlagHEAD != 0)
+}
+
+// OnStop writes out the access log's buffer as the loop stops
+// (loop.Stopper).
+func (h *Server) OnStop() {
+	if h.alog != nil {
+		h.alog.flush()
+	}
 }
