@@ -20,9 +20,10 @@ const (
 	stTrailerValue              // in a trailer field value
 	stTrailerLF                 // the CR ending a trailer line was seen
 	stEndLF                     // the CR of the final empty line was seen
+	stStreamCL                  // a streamed Content-Length body: n bytes left
 )
 
-type sflags uint8
+type sflags uint16
 
 const (
 	sHead      sflags = 1 << iota // the request in flight is HEAD
@@ -32,6 +33,8 @@ const (
 	sServed                       // at least one response was written (a keep-alive connection)
 	sContinued                    // "100 Continue" was sent for the request in flight
 	sDeferred                     // responses are owed behind a deferred one (Server.waiting)
+	sAsked                        // BodyStreamer.StreamBody was asked about the request in flight
+	sStream                       // the body in flight goes to a BodyFunc (Server.streams)
 )
 
 // connState is one connection's protocol state, a few words, so an idle
@@ -40,8 +43,8 @@ type connState struct {
 	n       uint32 // chunk bytes left, chunk size so far, or trailer bytes seen
 	decoded uint32 // chunk data bytes announced so far (at most MaxBody, under 1 GiB)
 	scan    uint32 // bytes of the chunked body in flight already checked
-	state   state
 	flags   sflags
+	state   state
 	resp    conn // the Connection header of the response owed to the request in flight
 }
 
@@ -95,6 +98,19 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			s.flags &^= sPartial
 			return pos, out, actKeep, nresp
 		}
+		if s.flags&sStream != 0 {
+			var err *Error
+			var done bool
+			pos, done, err = srv.streamBody(s, in, pos, c)
+			if err != nil {
+				out = srv.appendError(out, c, &srv.ctx.req, err)
+				return len(in), out, actError, nresp + 1
+			}
+			if !done {
+				return pos, out, actKeep, nresp
+			}
+			continue
+		}
 		// Parsed straight into the handler's context: no copy per request.
 		r := &srv.ctx.req
 		n, err := ParseRequest(in[pos:], r)
@@ -109,6 +125,12 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			}
 			out = srv.appendError(out, c, r, e)
 			return len(in), out, actError, nresp + 1
+		}
+		if srv.streamer != nil && r.HasBody() && s.flags&sAsked == 0 {
+			s.flags |= sAsked
+			if out, act = srv.askStream(s, r, out, c); act != actKeep {
+				return pos + n, out, act, nresp
+			}
 		}
 		rest := in[pos+n:]
 		var body []byte
@@ -180,7 +202,7 @@ func (s *connState) continue100(out []byte, r *Request) []byte {
 
 // begin records what the response to r will be.
 func (s *connState) begin(r *Request) {
-	s.flags &^= sHead | sPartial | sDigit | sContinued
+	s.flags &^= sHead | sPartial | sDigit | sContinued | sAsked
 	if r.Flags&FlagHEAD != 0 {
 		s.flags |= sHead
 	}
@@ -233,9 +255,17 @@ func decodeChunked(dst, raw []byte) []byte {
 // position and whether the body (with its trailer section) ended there. The
 // chunk sizes announced may add up to maxBody.
 func (s *connState) chunked(in []byte, pos int, maxBody int64) (int, bool, *Error) {
+	return s.chunkedTo(in, pos, maxBody, nil)
+}
+
+// chunkedTo is chunked, handing chunk data to deliver when it is not nil.
+func (s *connState) chunkedTo(in []byte, pos int, maxBody int64, deliver BodyFunc) (int, bool, *Error) {
 	for pos < len(in) {
 		if s.state == stChunkData {
 			k := min(s.n, uint32(len(in)-pos))
+			if deliver != nil && k > 0 {
+				deliver(in[pos:pos+int(k)], nil)
+			}
 			pos += int(k)
 			s.n -= k
 			if s.n > 0 {

@@ -65,7 +65,9 @@ type Server struct {
 	maxInflight int
 	held        []*loop.Conn // connections holding a request back, oldest first
 	stats       httpStats
-	alog        *accessLog // nil: no access log
+	alog        *accessLog   // nil: no access log
+	streamer    BodyStreamer // the handler, if it streams bodies
+	streams     map[*connState]BodyFunc
 }
 
 // maxQueued bounds the responses a connection may have ready behind a
@@ -98,6 +100,7 @@ func New(opts Options) *Server {
 	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, maxInflight: opts.MaxInflight,
 		out: make([]byte, 0, 4<<10)}
 	srv.ctx.srv = srv
+	srv.streamer, _ = h.(BodyStreamer)
 	if opts.AccessLog != nil {
 		srv.alog = &accessLog{w: opts.AccessLog}
 	}
@@ -252,6 +255,9 @@ func (h *Server) close(c *loop.Conn, unread bool, reason loop.CloseReason) {
 // to it are cancelled (their Context is done).
 func (h *Server) OnClose(c *loop.Conn, _ loop.CloseReason) {
 	s, ok := c.Context().(*connState)
+	if ok && s.flags&sStream != 0 {
+		h.endStream(s, ErrBodyAborted)
+	}
 	if ok && s.flags&sDeferred != 0 {
 		h.connGone(s)
 	}
