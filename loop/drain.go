@@ -91,7 +91,8 @@ func (l *Loop) closeAll() {
 		l.wakefd = -1
 	}
 	l.tasksMu.Unlock()
-	for _, fd := range []*int{&l.epfd, &l.spare} {
+	l.closeEpoll()
+	for _, fd := range []*int{&l.spare} {
 		if *fd >= 0 {
 			_ = closeFD(*fd)
 			*fd = -1

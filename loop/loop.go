@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -113,9 +114,14 @@ type Loop struct {
 	h   Handler
 	log *slog.Logger
 
-	epfd   int
-	wakefd int // eventfd: Post and Shutdown wake the loop through it
-	spare  int // a reserved fd, given up to shed a connection on EMFILE
+	epfd int
+	// epFile and epRaw hold epfd once the loop has waited through Go's
+	// netpoller (parkedWait, while work is outside: AddOutside).
+	epFile  *os.File
+	epRaw   syscall.RawConn
+	outside int
+	wakefd  int // eventfd: Post and Shutdown wake the loop through it
+	spare   int // a reserved fd, given up to shed a connection on EMFILE
 
 	events []unix.EpollEvent
 	rbuf   []byte // the one read buffer
@@ -261,7 +267,15 @@ func (l *Loop) Run() error {
 		if hot && (timeout < 0 || timeout > hotWaitMillis) {
 			timeout = hotWaitMillis
 		}
-		n, err := epollWait(l.epfd, l.events, timeout, raw)
+		var n int
+		var err error
+		if l.outside > 0 && timeout != 0 {
+			// Goroutines or timers work for the loop: let them have the
+			// processor while it waits (see AddOutside).
+			n, err = l.parkedWait(timeout)
+		} else {
+			n, err = epollWait(l.epfd, l.events, timeout, raw)
+		}
 		if err != nil {
 			if err == unix.EINTR {
 				// A signal cut the wait short. During a raw wait that is

@@ -170,6 +170,11 @@ func (srv *Server) deferResponse(c *loop.Conn, s *connState, d *Deferred) {
 	q.items = append(q.items, owed{d: d})
 	s.flags |= sDeferred
 	srv.deferredNow++
+	if c != nil {
+		// Its completion comes from a goroutine or a timer: the loop must
+		// let them run while it waits (loop.AddOutside).
+		c.Loop().AddOutside(1)
+	}
 }
 
 // queueOutput keeps responses that are ready behind a deferred one.
@@ -278,6 +283,7 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 			break
 		}
 		srv.deferredNow--
+		c.Loop().AddOutside(-1)
 		srv.requests++
 		st := d.status
 		if d.streamHead != nil {
@@ -338,6 +344,9 @@ func (srv *Server) connGone(s *connState) {
 	for _, it := range q.items {
 		it.d.cancel()
 		srv.deferredNow--
+		if it.d.conn != nil {
+			it.d.conn.Loop().AddOutside(-1)
+		}
 	}
 	if len(q.items) > 0 {
 		defer srv.release()

@@ -62,6 +62,32 @@ func Check(t *testing.T, pkg, proto string) {
 		})
 	}
 
+	t.Run("sequential keep-alive latency", func(t *testing.T) {
+		// One client, one request at a time: each answer must come at once.
+		// A loop that kept the worker's only P in a blocking wait while a
+		// handler goroutine or timer needed it answered each one ~10 ms
+		// late (2 s for these 200).
+		const n = 200
+		c := testkit.Dial(t, p.Addr)
+		br := bufio.NewReader(c)
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if _, err := io.WriteString(c, "GET /hello/x HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		took := time.Since(start)
+		t.Logf("%d sequential requests on one connection: %v", n, took)
+		if took > time.Second {
+			t.Errorf("%d sequential requests took %v: answers are delayed", n, took)
+		}
+	})
 	t.Run("1000 concurrent slow", func(t *testing.T) {
 		const n = 1000
 		conns := make([]net.Conn, n)
