@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -21,19 +22,28 @@ import (
 //	memory.tsv: server RSS-before-KiB RSS-after-KiB "ok=N failed=M"
 //	syscalls.tsv: server depth requests total name calls name calls ... (by calls, descending)
 //	balance.tsv:  mode source "count count ..."
+//	adapter.tsv:  server round route req/s p50 p99 errors others'-CPU-% steal-% requests server-CPU-s
+//	adapter-memory.tsv: server RSS-before-KiB RSS-after-KiB requests-in-flight "ok=N failed=M"
 const (
 	colServer = 0
 
 	httpRPS, httpP50, httpP99, httpErrors, httpOther, httpSteal, httpRequests, httpCPU = 2, 3, 4, 5, 6, 7, 8, 9
 
 	echoDepth, echoRate, echoP50, echoP99, echoOther, echoSteal, echoMsgs, echoCPU = 2, 3, 4, 5, 6, 7, 8, 9
+
+	adRoute, adRPS, adP50, adP99, adErrors, adOther, adSteal, adRequests, adCPU = 2, 3, 4, 5, 6, 7, 8, 9, 10
 )
+
+// adapterBase is the server the adapter table compares with: the same mux
+// on net/http (scripts/nethttpmux).
+const adapterBase = "nethttp-mux"
 
 // reportConfig is what the headings and tables need of the script's knobs.
 type reportConfig struct {
 	conns, duration, pipelineDepth, echoSize, idleConns, syscallSeconds int
 	balanceWorkers, balanceConns, balanceConc                           int
-	httpServers, echoServers                                            []string
+	inflight, inflightMS                                                int
+	httpServers, echoServers, adapterServers                            []string
 	labels                                                              map[string]string
 }
 
@@ -72,6 +82,17 @@ func (t table) where(col int, val string) table {
 	for _, row := range t {
 		if col < len(row) && row[col] == val {
 			out = append(out, row)
+		}
+	}
+	return out
+}
+
+// distinct returns the values of column col in the order they first appear.
+func (t table) distinct(col int) []string {
+	var out []string
+	for _, row := range t {
+		if col < len(row) && !slices.Contains(out, row[col]) {
+			out = append(out, row[col])
 		}
 	}
 	return out
@@ -180,6 +201,53 @@ func memoryTable(w io.Writer, c *reportConfig, t table) {
 	}
 }
 
+// adapterTable prints the table of adapter.tsv: per route (in the order of
+// the runs), every adapter server against the same mux on net/http.
+func adapterTable(w io.Writer, c *reportConfig, t table) {
+	fmt.Fprintln(w, "| server | route | req/s (median) | vs net/http | min – max over rounds | rps/core (median) | rps/core vs net/http | p50 / p99 latency | errors | others' CPU (max) | steal (max) |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, route := range t.distinct(adRoute) {
+		tr := t.where(adRoute, route)
+		base := medianOf(tr.where(colServer, adapterBase).nums(adRPS))
+		baseCPU := medianOf(tr.where(colServer, adapterBase).perCPU(adRequests, adCPU))
+		for _, s := range c.adapterServers {
+			rows := tr.where(colServer, s)
+			rps := rows.nums(adRPS)
+			med := medianOf(rps)
+			perCore := medianOf(rows.perCPU(adRequests, adCPU))
+			fmt.Fprintf(w, "| %s | GET %s | %s | %s | %s – %s | %s | %s | %s / %s | %s | %s | %s |\n",
+				c.label(s), route, fine(med), ratio(med, base), fine(minOf(rps)), fine(maxOf(rps)),
+				si(perCore), ratio(perCore, baseCPU),
+				us(medianOf(rows.nums(adP50))), us(medianOf(rows.nums(adP99))),
+				plain(sum(rows.nums(adErrors))), pct(rows.nums(adOther)), pct(rows.nums(adSteal)))
+		}
+	}
+}
+
+// fine formats a rate like si, but in full below 10,000 (6312, not 6.3k):
+// the sleeping route's rates are all near 6,400.
+func fine(o opt) string {
+	if o.ok && o.v < 1e4 {
+		return strconv.FormatInt(int64(o.v+0.5), 10)
+	}
+	return si(o)
+}
+
+// adapterMemoryRow formats one line of adapter-memory.tsv: server
+// RSS-before RSS-after requests-in-flight responses; the KiB per request is
+// (after-before)/requests.
+func adapterMemoryRow(c *reportConfig, row []string) string {
+	row = append(row, "", "", "", "", "")[:max(len(row), 5)]
+	before, _ := strconv.ParseInt(row[1], 10, 64)
+	after, _ := strconv.ParseInt(row[2], 10, 64)
+	n, err := strconv.ParseInt(row[3], 10, 64)
+	if err != nil || n < 1 {
+		n = int64(max(c.inflight, 1))
+	}
+	return fmt.Sprintf("| %s | %.1f MiB | %.1f MiB | %.2f | %s |", c.label(row[0]), float64(before)/1024, float64(after)/1024,
+		float64(after-before)/float64(n), strings.Join(row[4:], "\t"))
+}
+
 // runtimeCalls are the Go runtime's own syscalls, which follow wall-clock
 // time more than requests ("without runtime calls" leaves them out).
 var runtimeCalls = regexp.MustCompile(`^(futex|nanosleep|clock_nanosleep|sched_yield|tgkill|tkill|getpid|gettid|rt_sig.*|sigaltstack|madvise|mmap|munmap|mprotect|clock_gettime)$`)
@@ -233,7 +301,7 @@ func balanceRow(row []string) string {
 // itself (revision, machine, versions, load average).
 func report(w io.Writer, c *reportConfig, dir string) error {
 	tabs := map[string]table{}
-	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance"} {
+	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance", "adapter", "adapter-memory"} {
 		t, err := readTable(dir, name+".tsv")
 		if err != nil {
 			return err
@@ -247,6 +315,8 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 	}
 	other = append(other, tabs["echo"].nums(echoOther)...)
 	steal = append(steal, tabs["echo"].nums(echoSteal)...)
+	other = append(other, tabs["adapter"].nums(adOther)...)
+	steal = append(steal, tabs["adapter"].nums(adSteal)...)
 	if len(other) > 0 {
 		fmt.Fprintln(w, "During the throughput runs, in % of all CPUs: CPU used by other processes and kernel threads")
 		fmt.Fprintf(w, "median %s %%, max %s %%; steal time (the hypervisor running\n", medianOf(other).or(""), maxOf(other).or(""))
@@ -294,6 +364,25 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 			fmt.Fprintln(w, balanceRow(row))
 		}
 	}
+	if len(tabs["adapter"]) > 0 || len(tabs["adapter-memory"]) > 0 {
+		fmt.Fprintln(w, "\n### 7. net/http adapter: the same http.ServeMux (examples/nethttp/mux) under prefork (httpd.NetHTTP) and on net/http")
+	}
+	if len(tabs["adapter"]) > 0 {
+		fmt.Fprintf(w, "\nwrk -t1 -c%d -d%ds, keep-alive. GET /slow?ms=10 is a plain 10 ms time.Sleep in the handler: %d connections\n", c.conns, c.duration, c.conns)
+		fmt.Fprintf(w, "bound it near %s req/s. Latencies are wrk's, after its coordinated-omission correction.\n\n", si(some(float64(c.conns)*100)))
+		adapterTable(w, c, tabs["adapter"])
+	}
+	if len(tabs["adapter-memory"]) > 0 {
+		fmt.Fprintf(w, "\nMemory per in-flight request: a fresh server; %d connections, one GET /slow?ms=%d each (scripts/inflight);\n", c.inflight, c.inflightMS)
+		fmt.Fprintln(w, "RSS of the whole process tree before, and 1 s after the last request was written, all of them still")
+		fmt.Fprintln(w, "sleeping; (after − before) / requests. A request's connection is in the figure too (section 4 has that")
+		fmt.Fprintf(w, "alone, for an idle one). Responses: every one checked for 200 \"slept %d\".\n\n", c.inflightMS)
+		fmt.Fprintf(w, "| server | RSS before | RSS with %d in flight | KiB per in-flight request | responses |\n", c.inflight)
+		fmt.Fprintln(w, "|---|--:|--:|--:|---|")
+		for _, row := range tabs["adapter-memory"] {
+			fmt.Fprintln(w, adapterMemoryRow(c, row))
+		}
+	}
 	return nil
 }
 
@@ -334,6 +423,9 @@ func cmdReport(args []string, stdout io.Writer) error {
 	fs.IntVar(&c.balanceConc, "balance-conc", 8, "connections at a time in the balance workload")
 	httpServers := fs.String("http", "prefork,nginx,gnet,fasthttp,nethttp,floor", "HTTP servers, in table order")
 	echoServers := fs.String("echo", "prefork-echo,gnet-echo,floor-echo", "echo servers, in table order")
+	adapterServers := fs.String("adapter", "prefork-nethttp,"+adapterBase, "servers of the adapter workload, in table order")
+	fs.IntVar(&c.inflight, "inflight", 2000, "requests in flight at once in the adapter's memory workload")
+	fs.IntVar(&c.inflightMS, "inflight-ms", 5000, "how long each of them sleeps, ms")
 	fs.Var(labelFlags(c.labels), "label", "KEY=TEXT: the name a table shows for server KEY (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -341,7 +433,7 @@ func cmdReport(args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return errors.New("want RESULTS-DIR")
 	}
-	c.httpServers, c.echoServers = list(*httpServers), list(*echoServers)
+	c.httpServers, c.echoServers, c.adapterServers = list(*httpServers), list(*echoServers), list(*adapterServers)
 	bw := bufio.NewWriter(stdout)
 	if err := report(bw, &c, fs.Arg(0)); err != nil {
 		return err

@@ -18,13 +18,16 @@ var benchLabels = []string{
 	"-label", "fasthttp=fasthttp-prefork", "-label", "nethttp=net/http",
 	"-label", "prefork-echo=prefork", "-label", "gnet-echo=gnet",
 	"-label", "floor=floor (C, no parsing)", "-label", "floor-echo=floor (C)",
+	"-label", "prefork-nethttp=prefork (httpd.NetHTTP)", "-label", "nethttp-mux=net/http",
 }
 
 // TestReport prints the tables of testdata/results (keep-alive: 3 rounds;
 // pipelined: 2 rounds, no floor, one run without a CPU figure; echo; memory;
-// syscalls; balance with a 0 and a missing source) and compares them with
-// testdata/report.md, which the tables of the script before benchreport
-// matched column for column, less the rps/core columns.
+// syscalls; balance with a 0 and a missing source; adapter: 2 rounds of 2
+// routes, one run without a CPU figure, and its memory) and compares them
+// with testdata/report.md, which the tables of the script before benchreport
+// matched column for column, less the rps/core columns (and the adapter
+// tables, which came after it).
 func TestReport(t *testing.T) {
 	var out bytes.Buffer
 	if err := run("report", append(slices.Clone(benchLabels), "testdata/results"), nil, &out); err != nil {
@@ -122,6 +125,51 @@ func TestBalanceRow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := balanceRow(tt.row); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDistinct(t *testing.T) {
+	tab := table{{"a", "/x"}, {"b", "/x"}, {"a", "/y"}, {"b"}, {"b", "/y"}, {"a", "/x"}}
+	if got, want := tab.distinct(1), []string{"/x", "/y"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := (table{}).distinct(1); got != nil {
+		t.Errorf("empty table: got %v", got)
+	}
+}
+
+func TestFine(t *testing.T) {
+	for _, tt := range []struct {
+		o    opt
+		want string
+	}{{some(6311.6), "6312"}, {some(9999.4), "9999"}, {some(61234), "61.2k"}, {some(1.46e6), "1.46M"}, {opt{}, "n/a"}} {
+		if got := fine(tt.o); got != tt.want {
+			t.Errorf("fine(%v) = %q, want %q", tt.o, got, tt.want)
+		}
+	}
+}
+
+func TestAdapterMemoryRow(t *testing.T) {
+	c := &reportConfig{inflight: 1000, labels: map[string]string{"nethttp-mux": "net/http"}}
+	tests := []struct {
+		name string
+		row  string
+		want string
+	}{
+		{"per request of the row's count", "nethttp-mux\t8192\t18432\t2000\tok=2000 failed=0",
+			"| net/http | 8.0 MiB | 18.0 MiB | 5.12 | ok=2000 failed=0 |"},
+		{"no count: the flag's", "x\t1024\t3072\t\tok=1000 failed=0",
+			"| x | 1.0 MiB | 3.0 MiB | 2.05 | ok=1000 failed=0 |"},
+		{"RSS went down", "x\t4096\t3072\t512\tok=? failed=?",
+			"| x | 4.0 MiB | 3.0 MiB | -2.00 | ok=? failed=? |"},
+		{"short row", "x\t1024", "| x | 1.0 MiB | 0.0 MiB | -1.02 |  |"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := adapterMemoryRow(c, strings.Split(tt.row, "\t")); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
