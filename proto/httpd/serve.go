@@ -173,6 +173,8 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			total += int(r.ContentLength)
 		}
 		if srv.maxInflight > 0 && srv.deferredNow >= srv.maxInflight {
+			// Not idle: a drain must answer it, not close it.
+			s.flags |= sPartial
 			return pos, out, actHold, nresp
 		}
 		out = s.continue100(out, r)
