@@ -24,8 +24,9 @@ type Conn struct {
 	in     []byte // unconsumed input, nil when there is none
 	out    []byte // output the kernel refused; out[outPos:] is still owed
 	outPos int
-	linger *Timer // bounds a lingering close
-	active int64  // loop.nanos() of the last read, for the idle sweep
+	files  []outFile // SendFile's queue: after out, before anything written later
+	linger *Timer    // bounds a lingering close
+	active int64     // loop.nanos() of the last read, for the idle sweep
 	fd     int32
 	flags  connFlags
 	reason CloseReason
@@ -59,7 +60,8 @@ func (c *Conn) Context() any { return c.ctx }
 // SetContext stores per-connection protocol state.
 func (c *Conn) SetContext(v any) { c.ctx = v }
 
-// Buffered returns how many output bytes wait for the kernel to accept them.
+// Buffered returns how many output bytes wait for the kernel to accept them
+// (queued files included).
 func (c *Conn) Buffered() int { return len(c.out) - c.outPos }
 
 // Closed reports whether Close was called or the connection is gone.
@@ -134,7 +136,17 @@ func (c *Conn) requestClose(reason CloseReason, linger bool) {
 	}
 }
 
-func (c *Conn) pending() int { return len(c.out) - c.outPos }
+func (c *Conn) pending() int {
+	n := len(c.out) - c.outPos
+	for i := range c.files {
+		f := &c.files[i]
+		n += int(f.end-f.off) + len(f.after)
+	}
+	return n
+}
+
+// pendingBytes is the output held in memory before any queued file.
+func (c *Conn) pendingBytes() int { return len(c.out) - c.outPos }
 
 // idleFor reports whether the connection has had no input for d.
 func (c *Conn) idleFor(now int64, d time.Duration) bool {

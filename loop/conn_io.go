@@ -121,6 +121,11 @@ func (l *Loop) deliver(c *Conn, data []byte) {
 
 // send writes p through to the socket, keeping the unwritten tail.
 func (l *Loop) send(c *Conn, p []byte) {
+	if len(c.files) > 0 { // a file is ahead: these bytes go after it
+		last := &c.files[len(c.files)-1]
+		last.after = append(last.after, p...)
+		return
+	}
 	if c.pending() > 0 { // earlier bytes wait for EPOLLOUT; keep the order
 		c.out = append(c.out, p...)
 		return
@@ -145,7 +150,31 @@ func (l *Loop) send(c *Conn, p []byte) {
 
 // flush writes pending output on EPOLLOUT.
 func (l *Loop) flush(c *Conn) {
-	for c.pending() > 0 {
+	l.flushBytes(c)
+	if c.flags&fClosed != 0 {
+		return
+	}
+	if c.pendingBytes() == 0 && len(c.files) > 0 {
+		// Files (sendfile) and the bytes behind them, until EAGAIN.
+		if l.flushFiles(c); c.flags&fClosed != 0 {
+			return
+		}
+	}
+	if c.pending() == 0 && c.flags&fClosing != 0 {
+		l.finishClose(c)
+		return
+	}
+	if c.flags&fPaused != 0 && c.pending() <= l.cfg.LowWater {
+		c.flags &^= fPaused
+		if c.flags&fReadable != 0 {
+			l.markReady(c)
+		}
+	}
+}
+
+// flushBytes writes the pending bytes that lead the output.
+func (l *Loop) flushBytes(c *Conn) {
+	for c.pendingBytes() > 0 {
 		n, err := writeFD(int(c.fd), c.out[c.outPos:])
 		if err != nil {
 			if err == unix.EAGAIN {
@@ -157,24 +186,14 @@ func (l *Loop) flush(c *Conn) {
 		l.stats.WrittenBytes += uint64(n)
 		c.outPos += n
 	}
-	if c.pending() == 0 {
+	if c.pendingBytes() == 0 {
 		l.putBuf(c.out)
 		c.out, c.outPos = nil, 0
-		if c.flags&fClosing != 0 {
-			l.finishClose(c)
-			return
-		}
 	} else if c.outPos > len(c.out)/2 && c.outPos > 64<<10 {
 		// Slide the tail down so a long-lived slow reader does not keep
 		// a mostly-sent buffer growing at the back.
 		c.out = c.out[:copy(c.out, c.out[c.outPos:])]
 		c.outPos = 0
-	}
-	if c.flags&fPaused != 0 && c.pending() <= l.cfg.LowWater {
-		c.flags &^= fPaused
-		if c.flags&fReadable != 0 {
-			l.markReady(c)
-		}
 	}
 }
 
@@ -239,6 +258,7 @@ func (l *Loop) closeNow(c *Conn, reason CloseReason) {
 	l.putBuf(c.in)
 	l.putBuf(c.out)
 	c.in, c.out, c.outPos = nil, nil, 0
+	c.closeFiles()
 	l.h.OnClose(c, reason)
 }
 
