@@ -48,13 +48,34 @@ type Protocol struct {
 // Builtin returns the protocols every prefork binary serves.
 func Builtin() []Protocol {
 	return []Protocol{
-		{Name: "http", Usage: "HTTP/1.1 answering 200 Hello, World! (proto/httpd's Greeting handler)", IdleTimeout: 75 * time.Second,
-			New: func(s wire.Settings) loop.Handler {
-				return httpd.New(httpd.Options{MaxBody: s.MaxBody, AccessLog: s.AccessLogWriter()})
-			}},
+		{Name: "http", Usage: "HTTP/1.1: the files under --root, or 200 Hello, World! without it", IdleTimeout: 75 * time.Second,
+			New: newHTTP},
 		{Name: "echo", Usage: "every byte back", New: func(wire.Settings) loop.Handler { return echo.New() }},
 		{Name: "calc", Usage: "length-prefixed integer calculator", New: func(wire.Settings) loop.Handler { return calc.New() }},
 	}
+}
+
+// newHTTP builds the http protocol of one worker: a file server of --root
+// (the directory the master opened, inherited; files below it are opened
+// as the worker's --user), or the greeting.
+func newHTTP(s wire.Settings) loop.Handler {
+	opts := httpd.Options{MaxBody: s.MaxBody, MaxInflight: s.MaxInflight, AccessLog: s.AccessLogWriter()}
+	if s.Root != "" {
+		ropts := httpd.RootOptions{FollowSymlinks: s.FollowSymlinks}
+		var root *httpd.Root
+		var err error
+		if fd, ok := s.RootFD(); ok {
+			root, err = httpd.RootFromFD(fd, s.Root, ropts) // the master's
+		} else {
+			root, err = httpd.OpenRoot(s.Root, ropts)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "prefork worker: --root:", err)
+			os.Exit(2)
+		}
+		opts.Handler = httpd.FileServer(root, httpd.FileOptions{CacheControl: s.CacheControl})
+	}
+	return httpd.New(opts)
 }
 
 // Main runs the prefork CLI with the built-in protocols and extra ones, and
@@ -145,6 +166,12 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 				DefaultText: "the protocol's: 75s for http, none otherwise"},
 			&cli.StringFlag{Name: "max-body", Value: "1m", EnvVars: env("MAX_BODY"),
 				Usage: "http: the largest request body buffered for a handler (bytes, or with k, m, g); larger gets 413"},
+			&cli.StringFlag{Name: "root", EnvVars: env("ROOT"),
+				Usage: "http: serve the files under this directory (sendfile, ETag, ranges, index.html, precompressed .br/.gz) instead of the greeting"},
+			&cli.StringFlag{Name: "cache-control", EnvVars: env("CACHE_CONTROL"),
+				Usage: "http: a Cache-Control value sent with files (e.g. \"public, max-age=3600\"); none by default"},
+			&cli.BoolFlag{Name: "follow-symlinks", EnvVars: env("FOLLOW_SYMLINKS"),
+				Usage: "http: follow symbolic links under --root that stay inside it (links out of it are always refused)"},
 			&cli.StringFlag{Name: "access-log", EnvVars: env("ACCESS_LOG"),
 				Usage: "http: one line per request (time, client, request line, status, bytes, seconds) to this file, or - for stdout; off by default"},
 			&cli.IntFlag{Name: "max-inflight", Value: wire.DefaultMaxInflight, EnvVars: env("MAX_INFLIGHT"),
@@ -223,6 +250,9 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 			MaxBody:         maxBody,
 			MaxInflight:     c.Int("max-inflight"),
 			AccessLog:       c.String("access-log"),
+			Root:            c.String("root"),
+			CacheControl:    c.String("cache-control"),
+			FollowSymlinks:  c.Bool("follow-symlinks"),
 		},
 		Workers:       workers,
 		Mode:          master.Mode(c.String("mode")),

@@ -61,6 +61,8 @@ type Master struct {
 	readyOnce bool
 	// accessLog is the access log the master opened for its workers (-1: none).
 	accessLog int
+	// rootDir is the --root directory (O_PATH) the workers inherit (-1: none).
+	rootDir int
 }
 
 // New checks cfg (Config.Validate: nothing is bound if it fails), opens or
@@ -81,15 +83,30 @@ func New(cfg Config) (*Master, error) {
 		}
 		accessLog = fd
 	}
+	rootDir := -1
+	if cfg.Root != "" {
+		// Opened here and inherited, so a worker of another --user serves
+		// the tree whatever the permissions of the directories above it.
+		fd, err := unix.Open(cfg.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if accessLog >= 0 {
+				_ = closeFD(accessLog)
+			}
+			return nil, fmt.Errorf("--root %s: %w", cfg.Root, os.NewSyscallError("open", err))
+		}
+		rootDir = fd
+	}
 	ls, err := cfg.listeners()
 	if err != nil {
-		if accessLog >= 0 {
-			_ = closeFD(accessLog)
+		for _, fd := range []int{accessLog, rootDir} {
+			if fd >= 0 {
+				_ = closeFD(fd)
+			}
 		}
 		return nil, err
 	}
 	m := newMaster(cfg, ls)
-	m.accessLog = accessLog
+	m.accessLog, m.rootDir = accessLog, rootDir
 	if cfg.MetricsListen != "" {
 		if m.http, err = m.newHTTPServer(cfg.MetricsListen, cfg.MetricsFallback); err != nil {
 			ls.closeAll()
@@ -112,6 +129,7 @@ func newMaster(cfg Config, ls *listeners) *Master {
 		procs:     map[int]*proc{},
 		metrics:   metrics.NewMaster(),
 		accessLog: -1,
+		rootDir:   -1,
 	}
 	m.notify = newNotifier(m)
 	return m
@@ -186,8 +204,10 @@ func (m *Master) Run() error {
 		}
 	}
 	m.ls.closeAll()
-	if m.accessLog >= 0 {
-		_ = closeFD(m.accessLog)
+	for _, fd := range []int{m.accessLog, m.rootDir} {
+		if fd >= 0 {
+			_ = closeFD(fd)
+		}
 	}
 	m.log.Info("master stopped")
 	return nil

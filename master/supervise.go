@@ -100,6 +100,10 @@ func (m *Master) startWorker(s *slot) *proc {
 		spec.AccessLogFD = true
 		fds = append(fds[:len(fds):len(fds)], m.accessLog)
 	}
+	if m.rootDir >= 0 {
+		spec.RootFD = true
+		fds = append(fds[:len(fds):len(fds)], m.rootDir)
+	}
 	if m.cfg.CPUAffinity {
 		if cpu, ok := cpus.ForSlot(s.index); ok {
 			spec.CPU = &cpu

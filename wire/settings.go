@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -51,9 +52,26 @@ type Settings struct {
 	// it), "-" for standard output, "" for none.
 	AccessLog string `json:"access_log,omitempty"`
 
+	// Root, when set, makes the http protocol serve the files under it
+	// (httpd.FileServer) instead of the greeting; CacheControl is sent with
+	// them.
+	Root         string `json:"root,omitempty"`
+	CacheControl string `json:"cache_control,omitempty"`
+	// FollowSymlinks follows symbolic links under Root that stay inside it
+	// (links leading out of it are refused whatever this says).
+	FollowSymlinks bool `json:"follow_symlinks,omitempty"`
+
 	// accessLog is the open access log, set in the worker (SetAccessLogWriter).
 	accessLog io.Writer
+	// rootFD+1 is the inherited --root directory in a worker (0: none).
+	rootFD1 int
 }
+
+// RootFD returns the --root directory the worker inherited.
+func (s *Settings) RootFD() (fd int, ok bool) { return s.rootFD1 - 1, s.rootFD1 > 0 }
+
+// SetRootFD is called by the worker once it holds the --root directory.
+func (s *Settings) SetRootFD(fd int) { s.rootFD1 = fd + 1 }
 
 // AccessLogWriter returns the open access log in a worker (nil: none).
 func (s *Settings) AccessLogWriter() io.Writer { return s.accessLog }
@@ -104,6 +122,19 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxInflight < 0 || s.MaxInflight > 1<<20 {
 		errs = append(errs, fmt.Errorf("--max-inflight %d: want 1 to 1048576", s.MaxInflight))
+	}
+	if s.Root != "" {
+		if st, err := os.Stat(s.Root); err != nil {
+			errs = append(errs, fmt.Errorf("--root: %w", err))
+		} else if !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--root %s: not a directory", s.Root))
+		}
+	}
+	for i := 0; i < len(s.CacheControl); i++ {
+		if c := s.CacheControl[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			errs = append(errs, fmt.Errorf("--cache-control %q: control characters", s.CacheControl))
+			break
+		}
 	}
 	if err := s.Log.Validate(); err != nil {
 		errs = append(errs, err)

@@ -14,6 +14,7 @@ import (
 //	3           the control socket (SOCK_SEQPACKET, one end of a socketpair)
 //	4 .. 4+n-1  the listening sockets, in the order of Spec.Listeners
 //	4+n         the access log (Settings.AccessLog a path; Spec.AccessLogFD)
+//	then        the --root directory, O_PATH (Spec.RootFD)
 //
 // Nothing else is inherited; the worker makes these close-on-exec as soon as
 // it has checked them.
@@ -43,6 +44,18 @@ type Spec struct {
 	CPU *int `json:"cpu,omitempty"`
 	// AccessLogFD: the access log the master opened follows the listeners.
 	AccessLogFD bool `json:"access_log_fd,omitempty"`
+	// RootFD: the --root directory the master opened follows them.
+	RootFD bool `json:"root_fd,omitempty"`
+}
+
+// FDRoot is the --root directory's fd number: after the listeners and the
+// access log.
+func (s *Spec) FDRoot() int {
+	n := s.FDAccessLog()
+	if s.AccessLogFD {
+		n++
+	}
+	return n
 }
 
 // FDAccessLog is the access log's fd number: after the listeners.

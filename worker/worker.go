@@ -62,6 +62,13 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	case spec.AccessLog == "-":
 		spec.Settings.SetAccessLogWriter(os.Stdout)
 	}
+	if spec.RootFD {
+		fd := spec.FDRoot()
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return fmt.Errorf("worker: root fd %d: %w", fd, os.NewSyscallError("fcntl F_SETFD", err))
+		}
+		spec.Settings.SetRootFD(fd)
+	}
 	h := newHandler(spec.Settings)
 	var l *loop.Loop
 	l, err := loop.New(loop.Config{

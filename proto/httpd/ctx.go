@@ -257,6 +257,16 @@ func (c *Ctx) Param(name string) []byte {
 	return nil
 }
 
+// SendFile makes the response body n bytes of the open file fd from offset
+// off (after anything written with Write), sent with sendfile(2) from the
+// loop, without copying it through the process; small files are read into
+// the response instead, so head and body leave in one write. fd stays the
+// caller's: the server takes its own descriptor when it needs one past
+// Serve. Content-Length counts it.
+func (c *Ctx) SendFile(fd int, off, n int64) {
+	c.hasFile, c.fileFD, c.fileOff, c.fileLen = true, fd, off, max(n, 0)
+}
+
 // reset prepares c for the next request.
 func (c *Ctx) reset() {
 	c.Response.reset()

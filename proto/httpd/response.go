@@ -153,7 +153,7 @@ func (rs *responses) appendHeadLength(out []byte, res *Response, c conn, length 
 			rs.prefixHdr = append(rs.prefixHdr[:0], res.hdr...)
 		}
 		out = append(out, rs.prefix...)
-		out = appendDecimal(out, len(res.body))
+		out = appendDecimal(out, int(res.bodyLen()))
 		return append(out, lengthEnds[c]...)
 	}
 	if res.status == 200 {

@@ -14,7 +14,16 @@ type Response struct {
 	status int
 	hdr    []byte // header field lines, "Name: value\r\n" each
 	body   []byte
+	// A file body (Ctx.SendFile), after body: fileLen bytes of fileFD
+	// from fileOff.
+	hasFile bool
+	fileFD  int
+	fileOff int64
+	fileLen int64
 }
+
+// bodyLen is the length of the body: bytes written, and the file.
+func (r *Response) bodyLen() int64 { return int64(len(r.body)) + r.fileLen }
 
 // Errors from the header setters. A refused header is not set; the response
 // goes out without it.
@@ -27,6 +36,7 @@ func (r *Response) reset() {
 	r.status = 200
 	r.hdr = r.hdr[:0]
 	r.body = r.body[:0]
+	r.hasFile, r.fileFD, r.fileOff, r.fileLen = false, -1, 0, 0
 }
 
 // SetStatus sets the status code (default 200). A code outside 200..999 is

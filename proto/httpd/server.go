@@ -3,7 +3,10 @@ package httpd
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prefork/prefork/loop"
 )
@@ -302,7 +305,13 @@ func (srv *Server) respond(s *connState, body, out []byte, c *loop.Conn) ([]byte
 	sent := 0
 	if s.flags&sHead == 0 && bodyAllowed(ctx.status) {
 		out = append(out, ctx.Response.body...)
-		sent = len(ctx.Response.body)
+		sent = int(ctx.bodyLen())
+		if ctx.hasFile && ctx.fileLen > 0 {
+			var ok bool
+			if out, ok = srv.appendFile(s, out, c, &ctx.Response); !ok {
+				act = actError // the head promised more than the file gave
+			}
+		}
 	}
 	if srv.alog != nil {
 		var took time.Duration
@@ -342,4 +351,44 @@ func (h *Server) OnStop() {
 	if h.alog != nil {
 		h.alog.flush()
 	}
+}
+
+// smallFile is the largest file body read into the response, so head and
+// body leave in one write; larger ones go with sendfile(2).
+const smallFile = 16 << 10
+
+// appendFile sends a response's file body: read into out when small (or
+// when the connection's output is queued behind a deferred response, or in
+// tests without a connection), else after out with Conn.SendFile on a
+// descriptor of its own. ok is false when the file gave less than its length.
+func (srv *Server) appendFile(s *connState, out []byte, c *loop.Conn, res *Response) ([]byte, bool) {
+	if c == nil || res.fileLen <= smallFile || s.flags&sDeferred != 0 {
+		return preadAppend(out, res.fileFD, res.fileOff, res.fileLen)
+	}
+	fd, err := unix.FcntlInt(uintptr(res.fileFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return preadAppend(out, res.fileFD, res.fileOff, res.fileLen) // EMFILE: copy it instead
+	}
+	_, _ = c.Write(out)
+	if err := c.SendFile(fd, res.fileOff, res.fileLen, true); err != nil {
+		return out[:0], true // the connection is closing
+	}
+	return out[:0], true
+}
+
+// preadAppend appends n bytes of fd from off.
+func preadAppend(out []byte, fd int, off, n int64) ([]byte, bool) {
+	start := len(out)
+	out = slices.Grow(out, int(n))[:start+int(n)]
+	for got := 0; got < int(n); {
+		k, err := unix.Pread(fd, out[start+got:], off+int64(got))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || k == 0 {
+			return out[:start+got], false
+		}
+		got += k
+	}
+	return out, true
 }
