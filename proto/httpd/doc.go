@@ -29,7 +29,9 @@
 // (Loop.Post, the eventfd) and written there. Responses to requests
 // pipelined behind a deferred one wait for it, so answers leave in request
 // order; a Deferred's Context is cancelled when the client goes away. Router
-// maps method and path patterns with {name} parameters to handlers.
+// maps method and path patterns with {name} parameters to handlers;
+// FileServer serves a directory (Root) with sendfile; NetHTTP runs any
+// net/http Handler.
 //
 // # Structure
 //
