@@ -770,6 +770,33 @@ func TestStaticFiles(t *testing.T) {
 		}
 	}
 	t.Logf("workers' RSS %d KiB before, %d KiB at most during 8 × 1 GiB", rssBefore, peak.Load())
+
+	// 1000 downloads cut off mid-file leave no file descriptor behind.
+	fdsOnBig := func() int {
+		n := 0
+		for _, pid := range s.workerPIDs() {
+			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			for _, e := range ents {
+				if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); link == big {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	cached := fdsOnBig() // the open-file cache's own descriptor(s)
+	for i := 0; i < 1000; i++ {
+		c := testkit.Dial(t, s.addr)
+		if _, err := io.WriteString(c, "GET /big.img HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil { // the body has begun
+			t.Fatal(err)
+		}
+		_ = c.SetLinger(0)
+		c.Close()
+	}
+	testkit.WaitFor(t, "the aborted downloads' descriptors closed", 10*time.Second, func() bool { return fdsOnBig() <= max(cached, 2) })
 	if grew := peak.Load() - rssBefore; grew > 64<<10 {
 		t.Errorf("workers' RSS grew by %d KiB while sending the file: it should not be copied through memory", grew)
 	}
