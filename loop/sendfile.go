@@ -39,8 +39,26 @@ func (c *Conn) SendFile(fd int, off, n int64, own bool) error {
 	}
 	l := c.loop
 	if l.cur == c && len(l.wbuf) > 0 {
-		// What OnData wrote so far goes first.
-		l.send(c, l.wbuf)
+		// What OnData wrote so far goes first, with MSG_MORE when nothing
+		// is ahead of it: the kernel holds a short head (an HTTP response's)
+		// to leave in the same segment as the file's first bytes, as nginx's
+		// TCP_NOPUSH does, instead of a small packet of its own.
+		if c.pending() == 0 && n > 0 {
+			k, err := sendMore(int(c.fd), l.wbuf)
+			if err != nil && err != unix.EAGAIN {
+				l.wbuf = l.wbuf[:0]
+				l.closeNow(c, ReasonError)
+				if own {
+					_ = closeFD(fd)
+				}
+				return ErrClosed
+			}
+			l.stats.WrittenBytes += uint64(max(k, 0))
+			l.wbuf = l.wbuf[max(k, 0):]
+		}
+		if len(l.wbuf) > 0 {
+			l.send(c, l.wbuf)
+		}
 		l.wbuf = l.wbuf[:0]
 		if c.flags&fClosed != 0 {
 			if own {

@@ -123,3 +123,18 @@ func closeFD(fd int) error {
 	}
 	return nil
 }
+
+// sendMore is send(2) with MSG_MORE (and MSG_DONTWAIT): the kernel may hold
+// p for the data that follows. EINTR is retried.
+func sendMore(fd int, p []byte) (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(bufPtr(p)), uintptr(len(p)),
+			uintptr(unix.MSG_MORE|unix.MSG_DONTWAIT), 0, 0)
+		if e != unix.EINTR {
+			if e != 0 {
+				return 0, errnoErr(e)
+			}
+			return int(n), nil
+		}
+	}
+}
