@@ -5,9 +5,10 @@
 // files of $RUN/results, from which `benchreport report` prints the tables.
 //
 //	benchreport wrk < WRK-OUTPUT
-//	    "RPS REQUESTS P50 P99 ERRORS": req/s (rounded), requests completed,
-//	    p50 and p99 in µs ("-" when wrk printed none), non-2xx responses +
-//	    socket errors. Exits 1 if there is no req/s or request count.
+//	    "RPS REQUESTS P50 P99 ERRORS SECONDS": req/s (rounded), requests
+//	    completed, p50 and p99 in µs ("-" when wrk printed none), non-2xx
+//	    responses + socket errors, and how long wrk ran (its "in 4.00s"; 0 if
+//	    it did not say). Exits 1 if there is no req/s or request count.
 //	benchreport kv KEY... < key=value-LINE
 //	    the values of KEY... (echoload's msgs_per_sec=N p50_us=N ...), in order.
 //	benchreport pids ROOT
@@ -19,7 +20,8 @@
 //	    ticks of the process tree of ROOT, and the reaped children's CPU
 //	    seconds from the output of bash's `times` in TIMES-FILE.
 //	benchreport cpu-delta -hz HZ -ncpu N BEGIN END
-//	    "OTHER_PCT STEAL_PCT SERVER_CPU_SECONDS" between two cpu-snap lines.
+//	    "OTHER_PCT STEAL_PCT SERVER_CPU_SECONDS CLIENT_CPU_SECONDS" between two
+//	    cpu-snap lines (the client: the load generator, the reaped children).
 //	benchreport syscalls -server S -depth D -requests N STRACE-FILE
 //	    the results line of an `strace -c -U name,calls,errors -S calls` summary:
 //	    S D N TOTAL NAME CALLS NAME CALLS ... (tab-separated, total left out of the pairs).

@@ -223,6 +223,7 @@ type cpuUse struct {
 	OtherPct  float64 // % of all CPUs: busy, less the server's tree and the load generator
 	StealPct  float64 // % of all CPUs: steal
 	ServerCPU float64 // CPU seconds of the server's tree
+	ClientCPU float64 // CPU seconds of the load generator (the reaped children)
 }
 
 // cpuDelta compares two snapshots of one run, hz being the ticks per
@@ -240,6 +241,7 @@ func cpuDelta(a, b cpuSnap, hz, ncpu int) (cpuUse, error) {
 		OtherPct:  max(other, 0),
 		StealPct:  float64(b.Steal-a.Steal) / all,
 		ServerCPU: float64(tree) / float64(hz),
+		ClientCPU: max(b.Child-a.Child, 0),
 	}, nil
 }
 
@@ -346,6 +348,6 @@ func cmdCPUDelta(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%.0f %.0f %s\n", u.OtherPct, u.StealPct, plain(u.ServerCPU))
+	_, err = fmt.Fprintf(stdout, "%.0f %.0f %s %.3f\n", u.OtherPct, u.StealPct, plain(u.ServerCPU), u.ClientCPU)
 	return err
 }

@@ -191,9 +191,9 @@ func TestCPUDelta(t *testing.T) {
 		// 4 s on 2 CPUs at 100 Hz: 800 ticks, 8 per %. The server took 500,
 		// the load generator 2.5 s (250), 50 were someone else's; 16 stolen.
 		{name: "2 CPUs", end: cpuSnap{Wall: 1004, Busy: 10800, Steal: 66, Tree: 2500, Child: 32.5}, hz: 100, ncpu: 2,
-			want: cpuUse{OtherPct: 50.0 / 8, StealPct: 2, ServerCPU: 5}},
+			want: cpuUse{OtherPct: 50.0 / 8, StealPct: 2, ServerCPU: 5, ClientCPU: 2.5}},
 		{name: "other below zero is 0", end: cpuSnap{Wall: 1001, Busy: 10100, Steal: 50, Tree: 2090, Child: 30.2}, hz: 100, ncpu: 1,
-			want: cpuUse{OtherPct: 0, StealPct: 0, ServerCPU: 0.9}},
+			want: cpuUse{OtherPct: 0, StealPct: 0, ServerCPU: 0.9, ClientCPU: 0.2}},
 		{name: "a process of the tree ended", end: cpuSnap{Wall: 1001, Busy: 10100, Steal: 50, Tree: 1500, Child: 30}, hz: 100, ncpu: 1,
 			want: cpuUse{OtherPct: 100, StealPct: 0, ServerCPU: 0}},
 		{name: "no time between", end: begin, hz: 100, ncpu: 1, wantErr: true},
@@ -206,10 +206,24 @@ func TestCPUDelta(t *testing.T) {
 				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
 			}
 			if math.Abs(got.OtherPct-tt.want.OtherPct) > 1e-9 || math.Abs(got.StealPct-tt.want.StealPct) > 1e-9 ||
-				math.Abs(got.ServerCPU-tt.want.ServerCPU) > 1e-9 {
+				math.Abs(got.ServerCPU-tt.want.ServerCPU) > 1e-9 || math.Abs(got.ClientCPU-tt.want.ClientCPU) > 1e-9 {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The line scripts/bench reads: OTHER_PCT STEAL_PCT SERVER_CPU CLIENT_CPU.
+func TestCmdCPUDelta(t *testing.T) {
+	var out strings.Builder
+	err := run("cpu-delta", []string{"-hz", "100", "-ncpu", "2",
+		"wall=1000 busy=10000 steal=50 tree=2000 child=30.1",
+		"wall=1004 busy=10800 steal=66 tree=2500 child=32.6"}, nil, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "6 2 5 2.500\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 //	balance.tsv:  mode source "count count ..."
 //	adapter.tsv:  server round route req/s p50 p99 errors others'-CPU-% steal-% requests server-CPU-s
 //	adapter-memory.tsv: server RSS-before-KiB RSS-after-KiB requests-in-flight "ok=N failed=M"
+//	static.tsv:   server round file req/s p50 p99 errors others'-CPU-% steal-% requests server-CPU-s
+//	              wrk-elapsed-s wrk-CPU-s file-bytes
 const (
 	colServer = 0
 
@@ -32,18 +34,41 @@ const (
 	echoDepth, echoRate, echoP50, echoP99, echoOther, echoSteal, echoMsgs, echoCPU = 2, 3, 4, 5, 6, 7, 8, 9
 
 	adRoute, adRPS, adP50, adP99, adErrors, adOther, adSteal, adRequests, adCPU = 2, 3, 4, 5, 6, 7, 8, 9, 10
+
+	stFile, stRPS, stP50, stP99, stErrors, stOther, stSteal, stRequests, stCPU, stSecs, stClient, stSize = 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 )
 
 // adapterBase is the server the adapter table compares with: the same mux
 // on net/http (scripts/nethttpmux).
 const adapterBase = "nethttp-mux"
 
+// staticBase is the server the static tables compare with: nginx serving
+// the same directory (scripts/nginx/static.conf).
+const staticBase = "nginx-static"
+
+// The static workload's figures and the targets for it.
+const (
+	// staticLarge: from this size on, a file's table is in MB/s (body
+	// bytes per second), below it in req/s.
+	staticLarge = 64 << 10
+	// wrkSaturated: the share of one core (wrk's CPU time over its run
+	// time) from which wrk -t1 counts as saturating its core, the rate
+	// being then wrk's more than the server's.
+	wrkSaturated = 90.0
+	// staticSmallTarget: every other server against nginx on a small
+	// file, in req/s, or in rps/core when wrk saturates its core (in
+	// either server's runs).
+	staticSmallTarget = 1.10
+	// staticLargeTarget: against nginx on a large file, in MB/s.
+	staticLargeTarget = 1.00
+)
+
 // reportConfig is what the headings and tables need of the script's knobs.
 type reportConfig struct {
 	conns, duration, pipelineDepth, echoSize, idleConns, syscallSeconds int
 	balanceWorkers, balanceConns, balanceConc                           int
 	inflight, inflightMS                                                int
-	httpServers, echoServers, adapterServers                            []string
+	httpServers, echoServers, adapterServers, staticServers             []string
 	labels                                                              map[string]string
 }
 
@@ -224,6 +249,150 @@ func adapterTable(w io.Writer, c *reportConfig, t table) {
 	}
 }
 
+// cell returns row[col] as a number; ok is false for what is not one.
+func cell(row []string, col int) (float64, bool) {
+	if col >= len(row) {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(row[col], 64)
+	return v, err == nil
+}
+
+// each returns f of every row, leaving out the rows it has no figure for.
+func (t table) each(f func(row []string) (float64, bool)) []float64 {
+	var out []float64
+	for _, row := range t {
+		if v, ok := f(row); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// staticFigures are one server's runs on one file of static.tsv, run by run.
+type staticFigures struct {
+	rate    []float64 // req/s (wrk's), or MB/s of body bytes for a large file
+	perCore []float64 // the same per second of server CPU
+	wrkCPU  []float64 // wrk's CPU time over its run time, % of one core
+}
+
+// staticFigs computes the figures of rows (one server, one file): a large
+// file's rate is requests × size / wrk's elapsed time, in MB/s (10⁶ bytes).
+func staticFigs(rows table, large bool) staticFigures {
+	var f staticFigures
+	f.rate = rows.each(func(row []string) (float64, bool) {
+		if !large {
+			return cell(row, stRPS)
+		}
+		n, ok1 := cell(row, stRequests)
+		size, ok2 := cell(row, stSize)
+		secs, ok3 := cell(row, stSecs)
+		return n * size / secs / 1e6, ok1 && ok2 && ok3 && secs > 0
+	})
+	f.perCore = rows.each(func(row []string) (float64, bool) {
+		n, ok1 := cell(row, stRequests)
+		cpu, ok2 := cell(row, stCPU)
+		size, ok3 := cell(row, stSize)
+		if !large {
+			size, ok3 = 1, true
+		}
+		return n * size / cpu / rateUnit(large), ok1 && ok2 && ok3 && cpu > 0
+	})
+	f.wrkCPU = rows.each(func(row []string) (float64, bool) {
+		c, ok1 := cell(row, stClient)
+		secs, ok2 := cell(row, stSecs)
+		return 100 * c / secs, ok1 && ok2 && secs > 0
+	})
+	return f
+}
+
+// rateUnit is what the static tables divide by: 10⁶ bytes (MB/s) for a
+// large file, 1 request (req/s) for a small one.
+func rateUnit(large bool) float64 {
+	if large {
+		return 1e6
+	}
+	return 1
+}
+
+// staticTarget says whether a server's figures meet the target
+// against nginx's (base): on a large file MB/s ≥ staticLargeTarget ×
+// nginx's; on a small one req/s ≥ staticSmallTarget × nginx's, or, when
+// wrk saturated its core (median ≥ wrkSaturated % in either server's runs),
+// rps/core ≥ staticSmallTarget × nginx's.
+func staticTarget(s, base staticFigures, large bool) string {
+	rate, baseRate := medianOf(s.rate), medianOf(base.rate)
+	if !rate.ok || !baseRate.ok || baseRate.v == 0 {
+		return "n/a (no figures)"
+	}
+	r := rate.v / baseRate.v
+	pc, basePC := medianOf(s.perCore), medianOf(base.perCore)
+	w, bw := medianOf(s.wrkCPU), medianOf(base.wrkCPU)
+	if large {
+		return fmt.Sprintf("%s (MB/s %.2f× nginx's, target ≥ %.2f×; per core %s; wrk at %s / %s of its core (this server / nginx))",
+			metStr(r >= staticLargeTarget), r, staticLargeTarget, ratio(pc, basePC), pct1(w), pct1(bw))
+	}
+	sat := (w.ok && w.v >= wrkSaturated) || (bw.ok && bw.v >= wrkSaturated)
+	why := fmt.Sprintf("req/s %.2f×, rps/core %s nginx's, target ≥ %.2f×; wrk at %s / %s of its core (this server / nginx): ",
+		r, ratio(pc, basePC), staticSmallTarget, pct1(w), pct1(bw))
+	if !sat {
+		return fmt.Sprintf("%s (%snot saturated, so req/s counts)", metStr(r >= staticSmallTarget), why)
+	}
+	met := r >= staticSmallTarget || (pc.ok && basePC.ok && basePC.v > 0 && pc.v/basePC.v >= staticSmallTarget)
+	return fmt.Sprintf("%s (%ssaturated, so rps/core counts too)", metStr(met), why)
+}
+
+func metStr(met bool) string {
+	if met {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+// pct1 formats a median share of a core: "76 %", "n/a".
+func pct1(o opt) string {
+	return o.format(func(v float64) string { return fmt.Sprintf("%.0f %%", v) }, "n/a")
+}
+
+// staticTables prints, per file of static.tsv (in the order of the runs), a
+// table of every static server against nginx and the target line of every
+// other server.
+func staticTables(w io.Writer, c *reportConfig, t table) {
+	for _, file := range t.distinct(stFile) {
+		tf := t.where(stFile, file)
+		size, _ := cell(tf[0], stSize)
+		large := size >= staticLarge
+		fmt.Fprintf(w, "\n#### GET /%s (%s bytes)\n\n", file, plain(size))
+		if large {
+			fmt.Fprintln(w, "| server | MB/s (median) | vs nginx | min – max over rounds | MB/s per core (median) | per core vs nginx | p50 / p99 latency | wrk CPU (median) | errors | others' CPU (max) | steal (max) |")
+		} else {
+			fmt.Fprintln(w, "| server | req/s (median) | vs nginx | min – max over rounds | rps/core (median) | rps/core vs nginx | p50 / p99 latency | wrk CPU (median) | errors | others' CPU (max) | steal (max) |")
+		}
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		rate := si
+		if large {
+			rate = fine
+		}
+		base := staticFigs(tf.where(colServer, staticBase), large)
+		baseRate, basePC := medianOf(base.rate), medianOf(base.perCore)
+		for _, s := range c.staticServers {
+			rows := tf.where(colServer, s)
+			f := staticFigs(rows, large)
+			med, pc := medianOf(f.rate), medianOf(f.perCore)
+			fmt.Fprintf(w, "| %s | %s | %s | %s – %s | %s | %s | %s / %s | %s | %s | %s | %s |\n",
+				c.label(s), rate(med), ratio(med, baseRate), rate(minOf(f.rate)), rate(maxOf(f.rate)),
+				rate(pc), ratio(pc, basePC), us(medianOf(rows.nums(stP50))), us(medianOf(rows.nums(stP99))),
+				pct1(medianOf(f.wrkCPU)), plain(sum(rows.nums(stErrors))), pct(rows.nums(stOther)), pct(rows.nums(stSteal)))
+		}
+		fmt.Fprintln(w)
+		for _, s := range c.staticServers {
+			if s != staticBase {
+				fmt.Fprintf(w, "Target, %s: %s.\n", c.label(s), staticTarget(staticFigs(tf.where(colServer, s), large), base, large))
+			}
+		}
+	}
+}
+
 // fine formats a rate like si, but in full below 10,000 (6312, not 6.3k):
 // the sleeping route's rates are all near 6,400.
 func fine(o opt) string {
@@ -301,7 +470,7 @@ func balanceRow(row []string) string {
 // itself (revision, machine, versions, load average).
 func report(w io.Writer, c *reportConfig, dir string) error {
 	tabs := map[string]table{}
-	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance", "adapter", "adapter-memory"} {
+	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance", "adapter", "adapter-memory", "static"} {
 		t, err := readTable(dir, name+".tsv")
 		if err != nil {
 			return err
@@ -317,6 +486,8 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 	steal = append(steal, tabs["echo"].nums(echoSteal)...)
 	other = append(other, tabs["adapter"].nums(adOther)...)
 	steal = append(steal, tabs["adapter"].nums(adSteal)...)
+	other = append(other, tabs["static"].nums(stOther)...)
+	steal = append(steal, tabs["static"].nums(stSteal)...)
 	if len(other) > 0 {
 		fmt.Fprintln(w, "During the throughput runs, in % of all CPUs: CPU used by other processes and kernel threads")
 		fmt.Fprintf(w, "median %s %%, max %s %%; steal time (the hypervisor running\n", medianOf(other).or(""), maxOf(other).or(""))
@@ -383,6 +554,15 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 			fmt.Fprintln(w, adapterMemoryRow(c, row))
 		}
 	}
+	if len(tabs["static"]) > 0 {
+		fmt.Fprintf(w, "\n### 8. Static files: prefork serve --root against nginx (sendfile, tcp_nopush, open_file_cache), wrk -t1 -c%d -d%ds\n\n", c.conns, c.duration)
+		fmt.Fprintln(w, "The same files of random bytes in one directory; every server's GET of each file was checked first")
+		fmt.Fprintln(w, "for 200, its length and its bytes. MB/s counts body bytes (a MB is 10⁶ bytes): requests × file size /")
+		fmt.Fprintln(w, "wrk's elapsed time, not wrk's Transfer/sec (heads included, in MiB). Per core: per second of the")
+		fmt.Fprintf(w, "server's CPU. wrk CPU: its CPU time over its run time, in %% of one core; from %.0f %% on, wrk's one\n", wrkSaturated)
+		fmt.Fprintln(w, "thread is what bounds the rate. Latencies are wrk's, after its coordinated-omission correction.")
+		staticTables(w, c, tabs["static"])
+	}
 	return nil
 }
 
@@ -424,6 +604,7 @@ func cmdReport(args []string, stdout io.Writer) error {
 	httpServers := fs.String("http", "prefork,nginx,gnet,fasthttp,nethttp,floor", "HTTP servers, in table order")
 	echoServers := fs.String("echo", "prefork-echo,gnet-echo,floor-echo", "echo servers, in table order")
 	adapterServers := fs.String("adapter", "prefork-nethttp,"+adapterBase, "servers of the adapter workload, in table order")
+	staticServers := fs.String("static", "prefork-static,"+staticBase, "servers of the static workload, in table order")
 	fs.IntVar(&c.inflight, "inflight", 2000, "requests in flight at once in the adapter's memory workload")
 	fs.IntVar(&c.inflightMS, "inflight-ms", 5000, "how long each of them sleeps, ms")
 	fs.Var(labelFlags(c.labels), "label", "KEY=TEXT: the name a table shows for server KEY (repeatable)")
@@ -434,6 +615,7 @@ func cmdReport(args []string, stdout io.Writer) error {
 		return errors.New("want RESULTS-DIR")
 	}
 	c.httpServers, c.echoServers, c.adapterServers = list(*httpServers), list(*echoServers), list(*adapterServers)
+	c.staticServers = list(*staticServers)
 	bw := bufio.NewWriter(stdout)
 	if err := report(bw, &c, fs.Arg(0)); err != nil {
 		return err

@@ -19,12 +19,14 @@ var benchLabels = []string{
 	"-label", "prefork-echo=prefork", "-label", "gnet-echo=gnet",
 	"-label", "floor=floor (C, no parsing)", "-label", "floor-echo=floor (C)",
 	"-label", "prefork-nethttp=prefork (httpd.NetHTTP)", "-label", "nethttp-mux=net/http",
+	"-label", "prefork-static=prefork --root", "-label", "nginx-static=nginx",
 }
 
 // TestReport prints the tables of testdata/results (keep-alive: 3 rounds;
 // pipelined: 2 rounds, no floor, one run without a CPU figure; echo; memory;
 // syscalls; balance with a 0 and a missing source; adapter: 2 rounds of 2
-// routes, one run without a CPU figure, and its memory) and compares them
+// routes, one run without a CPU figure, and its memory; static: 2 rounds of
+// a small and a large file, one run without a CPU figure) and compares them
 // with testdata/report.md, which the tables of the script before benchreport
 // matched column for column, less the rps/core columns (and the adapter
 // tables, which came after it).
@@ -149,6 +151,59 @@ func TestFine(t *testing.T) {
 		if got := fine(tt.o); got != tt.want {
 			t.Errorf("fine(%v) = %q, want %q", tt.o, got, tt.want)
 		}
+	}
+}
+
+func TestStaticFigs(t *testing.T) {
+	// 8000 responses of 1 MiB in 4 s with 2 s of server CPU and 3 s of wrk's;
+	// a row without a CPU figure has a rate but no per-core figure.
+	rows := table{
+		strings.Split("p\t1\t1m.bin\t2000\t1\t2\t0\t0\t0\t8000\t2\t4\t3\t1048576", "\t"),
+		strings.Split("p\t2\t1m.bin\t2000\t1\t2\t0\t0\t0\t8000\t-\t4\t3\t1048576", "\t"),
+	}
+	f := staticFigs(rows, true)
+	mb := 8000 * 1048576 / 4 / 1e6
+	if !slices.Equal(f.rate, []float64{mb, mb}) || !slices.Equal(f.perCore, []float64{2 * mb}) || !slices.Equal(f.wrkCPU, []float64{75, 75}) {
+		t.Errorf("large: got %+v", f)
+	}
+	f = staticFigs(rows, false)
+	if !slices.Equal(f.rate, []float64{2000, 2000}) || !slices.Equal(f.perCore, []float64{4000}) {
+		t.Errorf("small: got %+v", f)
+	}
+}
+
+func TestStaticTarget(t *testing.T) {
+	figs := func(rate, perCore, wrk float64) staticFigures {
+		return staticFigures{rate: []float64{rate}, perCore: []float64{perCore}, wrkCPU: []float64{wrk}}
+	}
+	nginx := figs(100, 100, 70)
+	tests := []struct {
+		name  string
+		s     staticFigures
+		base  staticFigures
+		large bool
+		want  string
+	}{
+		{"small, req/s enough", figs(111, 90, 75), nginx, false, "**met** (req/s 1.11×, rps/core 0.90× nginx's, target ≥ 1.10×; " +
+			"wrk at 75 % / 70 % of its core (this server / nginx): not saturated, so req/s counts)"},
+		{"small, unsaturated: rps/core does not count", figs(105, 130, 80), nginx, false, "**not met** (req/s 1.05×, rps/core 1.30× nginx's, " +
+			"target ≥ 1.10×; wrk at 80 % / 70 % of its core (this server / nginx): not saturated, so req/s counts)"},
+		{"small, saturated: rps/core counts", figs(105, 130, 95), nginx, false, "**met** (req/s 1.05×, rps/core 1.30× nginx's, " +
+			"target ≥ 1.10×; wrk at 95 % / 70 % of its core (this server / nginx): saturated, so rps/core counts too)"},
+		{"small, saturated on nginx's runs, neither enough", figs(105, 105, 60), figs(100, 100, 99), false, "**not met** (req/s 1.05×, " +
+			"rps/core 1.05× nginx's, target ≥ 1.10×; wrk at 60 % / 99 % of its core (this server / nginx): saturated, so rps/core counts too)"},
+		{"large, equal", figs(2800, 3000, 99), figs(2800, 4000, 80), true,
+			"**met** (MB/s 1.00× nginx's, target ≥ 1.00×; per core 0.75×; wrk at 99 % / 80 % of its core (this server / nginx))"},
+		{"large, short: per core does not count", figs(2000, 4000, 99), figs(2800, 3000, 80), true,
+			"**not met** (MB/s 0.71× nginx's, target ≥ 1.00×; per core 1.33×; wrk at 99 % / 80 % of its core (this server / nginx))"},
+		{"no nginx runs", figs(1, 1, 1), staticFigures{}, false, "n/a (no figures)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := staticTarget(tt.s, tt.base, tt.large); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }
 

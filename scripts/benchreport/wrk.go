@@ -13,6 +13,7 @@ import (
 type wrkResult struct {
 	RPS      float64 // Requests/sec
 	Requests int64   // "N requests in ..."
+	Seconds  float64 // "... in 4.00s": how long wrk ran (0 if it did not say)
 	P50, P99 opt     // µs, from --latency's distribution
 	Errors   int64   // non-2xx/3xx responses + socket errors (connect, read, write, timeout)
 }
@@ -44,6 +45,12 @@ func parseWrk(r io.Reader) (wrkResult, error) {
 		case len(f) >= 3 && f[1] == "requests" && f[2] == "in":
 			res.Requests, err = strconv.ParseInt(f[0], 10, 64)
 			haveReqs = err == nil
+			if err == nil && len(f) >= 4 {
+				var v float64
+				if v, err = wrkMicros(strings.TrimSuffix(f[3], ",")); err == nil {
+					res.Seconds = v / 1e6
+				}
+			}
 		case (f[0] == "50%" || f[0] == "99%") && len(f) >= 2:
 			var v float64
 			if v, err = wrkMicros(f[1]); err == nil {
@@ -114,7 +121,8 @@ func cmdWrk(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%.0f %d %s %s %d\n", res.RPS, res.Requests, dash(res.P50), dash(res.P99), res.Errors)
+	_, err = fmt.Fprintf(stdout, "%.0f %d %s %s %d %s\n", res.RPS, res.Requests, dash(res.P50), dash(res.P99), res.Errors,
+		plain(res.Seconds))
 	return err
 }
 

@@ -62,13 +62,18 @@ func TestParseWrk(t *testing.T) {
 		wantErr string
 	}{
 		{name: "clean run, us and ms", in: wrkClean,
-			want: wrkResult{RPS: 114963.98, Requests: 115006, P50: some(515), P99: some(1210)}},
+			want: wrkResult{RPS: 114963.98, Requests: 115006, Seconds: 1, P50: some(515), P99: some(1210)}},
 		{name: "non-2xx and socket errors, ms and s", in: wrkErrors,
-			want: wrkResult{RPS: 5116.60, Requests: 10234, P50: some(3100), P99: some(1.5e6), Errors: 7 + 3 + 1 + 12}},
+			want: wrkResult{RPS: 5116.60, Requests: 10234, Seconds: 2, P50: some(3100), P99: some(1.5e6), Errors: 7 + 3 + 1 + 12}},
 		{name: "pipelined, zero latencies", in: wrkPipelined,
-			want: wrkResult{RPS: 1199999.50, Requests: 1200000, P50: some(0), P99: some(0)}},
+			want: wrkResult{RPS: 1199999.50, Requests: 1200000, Seconds: 1, P50: some(0), P99: some(0)}},
 		{name: "no latency distribution", in: "  100 requests in 1.00s, 1.00KB read\nRequests/sec: 99.5\n",
-			want: wrkResult{RPS: 99.5, Requests: 100}},
+			want: wrkResult{RPS: 99.5, Requests: 100, Seconds: 1}},
+		{name: "large responses: a run past its duration", in: "  8080 requests in 4.04s, 7.89GB read\nRequests/sec: 2000.00\n",
+			want: wrkResult{RPS: 2000, Requests: 8080, Seconds: 4.04}},
+		{name: "no elapsed time", in: "  100 requests in\nRequests/sec: 100\n", want: wrkResult{RPS: 100, Requests: 100}},
+		{name: "elapsed time without a unit", in: "  100 requests in 4.00, 1.00KB read\nRequests/sec: 100\n",
+			wantErr: "no unit"},
 		{name: "no Requests/sec", in: "  100 requests in 1.00s, 1.00KB read\n",
 			wantErr: "no Requests/sec"},
 		{name: "wrk's own error", in: "unable to connect to 127.0.0.1:1 Connection refused\n",
@@ -131,9 +136,9 @@ func TestCmdWrk(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"clean", wrkClean, "114964 115006 515 1210 0\n"},
-		{"errors", wrkErrors, "5117 10234 3100 1500000 23\n"},
-		{"no latency", "  100 requests in 1.00s, 1.00KB read\nRequests/sec: 99.4\n", "99 100 - - 0\n"},
+		{"clean", wrkClean, "114964 115006 515 1210 0 1\n"},
+		{"errors", wrkErrors, "5117 10234 3100 1500000 23 2\n"},
+		{"no latency", "  100 requests in 4.04s, 1.00KB read\nRequests/sec: 24.7\n", "25 100 - - 0 4.04\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
