@@ -39,8 +39,9 @@ type FileOptions struct {
 // Paths that could leave the root, and dotfiles, are refused (CleanPath,
 // Root.Open).
 //
-// Bodies go out with sendfile(2) from the loop (small ones with the head,
-// in one write). Open descriptors and their stat are cached for
+// Bodies go out with sendfile(2) from the loop; files up to 16 KiB are kept
+// in memory with their descriptor and leave with the head, in one write.
+// Open descriptors and their stat (and small files' bytes) are cached for
 // CacheValid, so a file changed on disk may be served as it was for up to
 // that long (its new bytes, since the descriptor is the same inode, but the
 // old length and validators until the check; a body that would come out
@@ -201,6 +202,10 @@ func (fs *fileServer) serveFile(c *Ctx, e, body *fileEntry) {
 			return
 		}
 	}
+	if body.data != nil {
+		_, _ = c.Write(body.data[off : off+n]) // small: kept in memory, no read per request
+		return
+	}
 	c.SendFile(body.fd, off, n)
 }
 
@@ -338,7 +343,8 @@ type fileEntry struct {
 	etag     string
 	lastMod  string
 	ctype    string
-	siblings int // encGzip|encBr: precompressed siblings exist
+	siblings int    // encGzip|encBr: precompressed siblings exist
+	data     []byte // the contents of a small file (up to smallFile), read once
 	checked  time.Time
 }
 
@@ -415,6 +421,13 @@ func (fc *fileCache) open(rel string, now time.Time) *fileEntry {
 	e.etag = `"` + strconv.FormatInt(e.mtime, 16) + "-" + strconv.FormatInt(e.size, 16) + `"`
 	e.lastMod = time.Unix(0, e.mtime).UTC().Format(http.TimeFormat)
 	e.ctype = ContentType(rel)
+	if !e.isDir && e.size <= smallFile {
+		// Small files are kept in memory with their descriptor: a request
+		// costs no read, and head and body leave in one write.
+		if data, ok := preadAppend(make([]byte, 0, e.size), fd, 0, e.size); ok {
+			e.data = data
+		}
+	}
 	if !e.isDir && !strings.HasSuffix(rel, ".gz") && !strings.HasSuffix(rel, ".br") {
 		for _, sib := range [...]struct {
 			ext string
