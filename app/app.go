@@ -73,7 +73,7 @@ func newHTTP(s wire.Settings) loop.Handler {
 			fmt.Fprintln(os.Stderr, "prefork worker: --root:", err)
 			os.Exit(2)
 		}
-		opts.Handler = httpd.FileServer(root, httpd.FileOptions{CacheControl: s.CacheControl})
+		opts.Handler = httpd.FileServer(root, httpd.FileOptions{CacheControl: s.CacheControl, Autoindex: s.Autoindex})
 	}
 	return httpd.New(opts)
 }
@@ -170,6 +170,8 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 				Usage: "http: serve the files under this directory (sendfile, ETag, ranges, index.html, precompressed .br/.gz) instead of the greeting"},
 			&cli.StringFlag{Name: "cache-control", EnvVars: env("CACHE_CONTROL"),
 				Usage: "http: a Cache-Control value sent with files (e.g. \"public, max-age=3600\"); none by default"},
+			&cli.BoolFlag{Name: "autoindex", EnvVars: env("AUTOINDEX"),
+				Usage: "http: list directories under --root that have no index.html (off: 404)"},
 			&cli.BoolFlag{Name: "follow-symlinks", EnvVars: env("FOLLOW_SYMLINKS"),
 				Usage: "http: follow symbolic links under --root that stay inside it (links out of it are always refused)"},
 			&cli.StringFlag{Name: "access-log", EnvVars: env("ACCESS_LOG"),
@@ -253,6 +255,7 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 			Root:            c.String("root"),
 			CacheControl:    c.String("cache-control"),
 			FollowSymlinks:  c.Bool("follow-symlinks"),
+			Autoindex:       c.Bool("autoindex"),
 		},
 		Workers:       workers,
 		Mode:          master.Mode(c.String("mode")),

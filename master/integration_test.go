@@ -725,6 +725,25 @@ func TestStaticFiles(t *testing.T) {
 		t.Fatalf("GET /: got %d %q", resp.StatusCode, b)
 	}
 
+	if os.Geteuid() == 0 {
+		// A file the workers' user may not read: 403, and the worker serves on.
+		secret := filepath.Join(dir, "private.txt")
+		if err := os.WriteFile(secret, []byte("root only"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			resp, err := http.Get("http://" + s.addr + "/private.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 403 || strings.Contains(string(b), "root only") {
+				t.Errorf("unreadable file as nobody: got %d %q, want 403", resp.StatusCode, b)
+			}
+		}
+	}
+
 	rssBefore := workersRSS(t, s)
 	var wg sync.WaitGroup
 	sums := make(chan string, 8)

@@ -60,6 +60,8 @@ type Settings struct {
 	// FollowSymlinks follows symbolic links under Root that stay inside it
 	// (links leading out of it are refused whatever this says).
 	FollowSymlinks bool `json:"follow_symlinks,omitempty"`
+	// Autoindex lists directories under Root that have no index.html.
+	Autoindex bool `json:"autoindex,omitempty"`
 
 	// accessLog is the open access log, set in the worker (SetAccessLogWriter).
 	accessLog io.Writer

@@ -18,7 +18,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			Proto: "http", IdleTimeout: 75 * time.Second, GracefulTimeout: 3 * time.Second,
 			Log: Log{Format: LogJSON, Level: slog.LevelDebug}, MaxBody: 4096,
 			MaxInflight: 7, Flags: map[string]string{"greeting": "hi"}, AccessLog: "/var/log/x.log",
-			Root: "/srv/www", CacheControl: "public, max-age=60", FollowSymlinks: true,
+			Root: "/srv/www", CacheControl: "public, max-age=60", FollowSymlinks: true, Autoindex: true,
 		},
 		Slot: 2, Generation: 7, Listeners: []Listener{{Addr: "127.0.0.1:80"}, {Addr: "[::1]:81"}},
 		Exclusive: true, Heartbeat: time.Second, CPU: &cpu, AccessLogFD: true, RootFD: true,

@@ -2,7 +2,12 @@ package httpd
 
 import (
 	"errors"
+	"html"
+	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +29,9 @@ type FileOptions struct {
 	CacheSize int
 	// Index is the file served for a directory. Default "index.html".
 	Index string
+	// Autoindex lists a directory without an index file (nginx's
+	// autoindex): its entries, dotfiles left out, as HTML links.
+	Autoindex bool
 }
 
 // FileServer serves the files under root (see OpenRoot) with the native
@@ -142,9 +150,15 @@ func (fs *fileServer) Serve(c *Ctx) {
 		if rel != "" {
 			idx = rel + "/" + idx
 		}
-		if e = fs.cache.get(idx, now); e.status != 0 || e.isDir {
+		if ie := fs.cache.get(idx, now); ie.status != 0 || ie.isDir {
+			if fs.opts.Autoindex && ie.status == 404 {
+				fs.listing(c, e)
+				return
+			}
 			fs.fail(c, 404)
 			return
+		} else {
+			e = ie
 		}
 		rel = idx
 	} else if dir {
@@ -442,4 +456,48 @@ func (fc *fileCache) open(rel string, now time.Time) *fileEntry {
 		}
 	}
 	return e
+}
+
+var textHTML = MustField("Content-Type", "text/html; charset=utf-8")
+
+// listing answers a directory's entries as HTML (Autoindex): names escaped
+// for HTML and the links for URLs, directories with a trailing slash,
+// dotfiles left out, sorted by name. It reads the directory on the loop:
+// meant for small trees.
+func (fs *fileServer) listing(c *Ctx, dir *fileEntry) {
+	fd, err := unix.FcntlInt(uintptr(dir.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		fs.fail(c, 500)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "dir")
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		fs.fail(c, 500)
+		return
+	}
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		fs.fail(c, 500)
+		return
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	path := html.EscapeString(string(c.Path()))
+	c.AddField(textHTML)
+	_, _ = c.WriteString("<!doctype html>\n<title>Index of " + path + "</title>\n<h1>Index of " + path + "</h1>\n<ul>\n")
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if e.IsDir() {
+			name += "/"
+		}
+		link := (&url.URL{Path: name}).EscapedPath()
+		if strings.Contains(name, ":") {
+			link = "./" + link // not read as a scheme
+		}
+		_, _ = c.WriteString(`<li><a href="` + html.EscapeString(link) + `">` + html.EscapeString(name) + "</a></li>\n")
+	}
+	_, _ = c.WriteString("</ul>\n")
 }

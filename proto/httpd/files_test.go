@@ -188,3 +188,39 @@ func TestFileServer(t *testing.T) {
 		}
 	})
 }
+
+func TestFileServerAutoindex(t *testing.T) {
+	tree := makeTree(t)
+	if err := os.WriteFile(filepath.Join(tree.dir, "empty", "<b>&x.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(tree.dir, "empty", "child"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree.dir, "empty", ".hidden"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := startFiles(t, tree, FileOptions{Autoindex: true})
+	resp, err := http.Get("http://" + addr + "/empty/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(body, `<a href="%3Cb%3E&amp;x.txt">&lt;b&gt;&amp;x.txt</a>`) ||
+		!strings.Contains(body, `<a href="child/">child/</a>`) || strings.Contains(body, "hidden") || strings.Contains(body, "<b>") {
+		t.Errorf("got %d %q", resp.StatusCode, body)
+	}
+	// A directory with an index still serves it.
+	resp, err = http.Get("http://" + addr + "/sub/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "sub index" {
+		t.Errorf("/sub/ with autoindex: got %q", b)
+	}
+}
