@@ -282,8 +282,7 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 		if !d.complete {
 			break
 		}
-		srv.deferredNow--
-		c.Loop().AddOutside(-1)
+		srv.deferredDone(c)
 		srv.requests++
 		st := d.status
 		if d.streamHead != nil {
@@ -295,7 +294,6 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 			srv.alog.logLine(c, d.line, st, d.sent, time.Since(d.start))
 		}
 		d.cancel()
-		defer srv.release()
 		out = append(out, it.after...)
 		q.items[0] = owed{}
 		q.items = q.items[1:]
@@ -334,6 +332,16 @@ func (srv *Server) flushQueue(c *loop.Conn, q *deferQueue) {
 	}
 }
 
+// deferredDone accounts for a deferred response that is done or moot: one
+// less in flight (and outside the loop), and room for a held connection.
+func (srv *Server) deferredDone(c *loop.Conn) {
+	srv.deferredNow--
+	if c != nil {
+		c.Loop().AddOutside(-1)
+	}
+	srv.release()
+}
+
 // connGone cancels what a closed connection was still owed.
 func (srv *Server) connGone(s *connState) {
 	q := srv.waiting[s]
@@ -343,13 +351,7 @@ func (srv *Server) connGone(s *connState) {
 	q.closed = true
 	for _, it := range q.items {
 		it.d.cancel()
-		srv.deferredNow--
-		if it.d.conn != nil {
-			it.d.conn.Loop().AddOutside(-1)
-		}
-	}
-	if len(q.items) > 0 {
-		defer srv.release()
+		srv.deferredDone(it.d.conn)
 	}
 	q.items = nil
 	delete(srv.waiting, s)

@@ -189,10 +189,14 @@ func (fs *fileServer) Serve(c *Ctx) {
 // serveFile answers with body's bytes, typed as e (the file asked for: body
 // is it, or its precompressed sibling).
 func (fs *fileServer) serveFile(c *Ctx, e, body *fileEntry) {
-	_ = c.SetContentType(e.ctype)
-	_ = c.SetHeader("Last-Modified", body.lastMod)
-	_ = c.SetHeader("ETag", body.etag)
-	c.AddField(acceptRanges)
+	if body == e {
+		c.AddField(e.head) // checked once, when the entry was made
+	} else {
+		_ = c.SetContentType(e.ctype)
+		_ = c.SetHeader("Last-Modified", body.lastMod)
+		_ = c.SetHeader("ETag", body.etag)
+		c.AddField(acceptRanges)
+	}
 	if fs.hasCacheControl {
 		c.AddField(fs.cacheControl)
 	}
@@ -359,6 +363,7 @@ type fileEntry struct {
 	ctype    string
 	siblings int    // encGzip|encBr: precompressed siblings exist
 	data     []byte // the contents of a small file (up to smallFile), read once
+	head     Field  // Content-Type, Last-Modified, ETag and Accept-Ranges, prepared
 	checked  time.Time
 }
 
@@ -435,6 +440,9 @@ func (fc *fileCache) open(rel string, now time.Time) *fileEntry {
 	e.etag = `"` + strconv.FormatInt(e.mtime, 16) + "-" + strconv.FormatInt(e.size, 16) + `"`
 	e.lastMod = time.Unix(0, e.mtime).UTC().Format(http.TimeFormat)
 	e.ctype = ContentType(rel)
+	if f, err := NewField("Content-Type", e.ctype); err == nil {
+		e.head = Field{line: f.line + "Last-Modified: " + e.lastMod + "\r\nETag: " + e.etag + "\r\n" + acceptRanges.line}
+	}
 	if !e.isDir && e.size <= smallFile {
 		// Small files are kept in memory with their descriptor: a request
 		// costs no read, and head and body leave in one write.

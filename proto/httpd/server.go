@@ -370,9 +370,8 @@ func (srv *Server) appendFile(s *connState, out []byte, c *loop.Conn, res *Respo
 		return preadAppend(out, res.fileFD, res.fileOff, res.fileLen) // EMFILE: copy it instead
 	}
 	_, _ = c.Write(out)
-	if err := c.SendFile(fd, res.fileOff, res.fileLen, true); err != nil {
-		return out[:0], true // the connection is closing
-	}
+	// ErrClosed only (the connection is closing; SendFile closed fd).
+	_ = c.SendFile(fd, res.fileOff, res.fileLen, true)
 	return out[:0], true
 }
 
