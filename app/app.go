@@ -164,6 +164,15 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.DurationFlag{Name: "idle-timeout", EnvVars: env("IDLE_TIMEOUT"),
 				Usage:       "close connections idle this long; 0 never",
 				DefaultText: "the protocol's: 75s for http, none otherwise"},
+			&cli.DurationFlag{Name: "header-timeout", Value: wire.DefaultHeaderTimeout, EnvVars: env("HEADER_TIMEOUT"),
+				Usage: "a request head (http) or frame (calc) must complete this long after its first byte (http answers 408); 0 never"},
+			&cli.DurationFlag{Name: "write-timeout", Value: wire.DefaultWriteTimeout, EnvVars: env("WRITE_TIMEOUT"),
+				Usage: "close a connection whose pending output makes no progress for this long (a client that does not read); 0 never"},
+			&cli.IntFlag{Name: "max-conns", EnvVars: env("MAX_CONNS"),
+				Usage:       "open connections per worker; at the limit the worker stops accepting and new connections wait in the kernel's backlog",
+				DefaultText: fmt.Sprintf("0: the worker's fd limit (--rlimit-nofile) minus %d", wire.ConnsReserve)},
+			&cli.StringFlag{Name: "rlimit-nofile", Value: "max", EnvVars: env("RLIMIT_NOFILE"),
+				Usage: "the fd limit (RLIMIT_NOFILE) of master and workers: max raises the soft limit to the hard one; a number sets both (raising the hard limit needs root)"},
 			&cli.StringFlag{Name: "max-body", Value: "1m", EnvVars: env("MAX_BODY"),
 				Usage: "http: the largest request body buffered for a handler (bytes, or with k, m, g); larger gets 413"},
 			&cli.StringFlag{Name: "root", EnvVars: env("ROOT"),
@@ -247,6 +256,9 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 		Settings: wire.Settings{
 			Proto:           p.Name,
 			IdleTimeout:     p.IdleTimeout,
+			HeaderTimeout:   c.Duration("header-timeout"),
+			WriteTimeout:    c.Duration("write-timeout"),
+			MaxConns:        c.Int("max-conns"),
 			GracefulTimeout: c.Duration("graceful-timeout"),
 			Log:             wire.Log{Format: wire.LogFormat(c.String("log-format")), Level: level},
 			MaxBody:         maxBody,
@@ -269,6 +281,9 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 		User:            c.String("user"),
 		Group:           c.String("group"),
 		CPUAffinity:     c.Bool("cpu-affinity"),
+	}
+	if cfg.RlimitNofile, err = master.ParseRlimitNofile(c.String("rlimit-nofile")); err != nil {
+		errs = append(errs, err)
 	}
 	for _, f := range p.Flags {
 		if cfg.Flags == nil {

@@ -65,6 +65,10 @@ func (l *Loop) accept(lfd int, budget int) {
 		return
 	}
 	for i := 0; i < budget; i++ {
+		if l.cfg.MaxConns > 0 && l.nconns >= l.cfg.MaxConns {
+			l.pauseAccept()
+			return
+		}
 		fd, err := accept4(lfd)
 		if err == nil {
 			l.openConn(fd, ln.tcp)
@@ -105,6 +109,48 @@ func (l *Loop) accept(lfd int, budget int) {
 			// refusals (EPERM) as accept errors; they concern that connection
 			// only, so retry like EAGAIN does, as the man page advises.
 			l.logAcceptError(err)
+		}
+	}
+}
+
+// pauseAccept takes the listeners out of the epoll set at MaxConns. They
+// are level-triggered, so leaving them in would wake the loop for every
+// connection it will not take. Queued connections wait in the kernel's
+// backlog (or, on a shared listener, go to another worker), instead of
+// being accepted and reset.
+func (l *Loop) pauseAccept() {
+	if l.paused {
+		return
+	}
+	l.paused = true
+	l.stats.AcceptPaused++
+	for i := range l.listeners {
+		ln := &l.listeners[i]
+		if !ln.added {
+			continue
+		}
+		// EPOLL_CTL_DEL, not MOD: an EPOLLEXCLUSIVE registration cannot be
+		// modified (EINVAL).
+		if err := epollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil); err != nil {
+			l.log.Warn("cannot pause a listener", "fd", ln.fd, "err", err)
+			continue
+		}
+		ln.added = false
+	}
+	l.log.Debug("at --max-conns: accepting paused", "conns", l.nconns)
+}
+
+// resumeAccept puts the listeners back once a connection has closed below
+// MaxConns; a listener with connections queued is reported at once.
+func (l *Loop) resumeAccept() {
+	l.paused = false
+	for i := range l.listeners {
+		ln := &l.listeners[i]
+		if ln.added {
+			continue
+		}
+		if err := l.registerListener(ln); err != nil {
+			l.log.Warn("cannot resume a listener", "fd", ln.fd, "err", err)
 		}
 	}
 }

@@ -19,17 +19,19 @@ var ErrClosed = errors.New("loop: connection closed")
 // A Conn with nothing pending owns no buffer: in and out are taken from the
 // loop's free list when bytes must wait and returned as soon as they are gone.
 type Conn struct {
-	loop   *Loop
-	ctx    any
-	in     []byte // unconsumed input, nil when there is none
-	out    []byte // output the kernel refused; out[outPos:] is still owed
-	outPos int
-	files  []outFile // SendFile's queue: after out, before anything written later
-	linger *Timer    // bounds a lingering close
-	active int64     // loop.nanos() of the last read, for the idle sweep
-	fd     int32
-	flags  connFlags
-	reason CloseReason
+	loop    *Loop
+	ctx     any
+	in      []byte // unconsumed input, nil when there is none
+	out     []byte // output the kernel refused; out[outPos:] is still owed
+	outPos  int
+	files   []outFile // SendFile's queue: after out, before anything written later
+	linger  *Timer    // bounds a lingering close
+	active  int64     // loop.nanos() of the last read, for the idle sweep
+	headAt  int64     // loop.nanos()+1 when BeginHead started the header clock, 0 when stopped
+	stallAt int64     // loop.nanos()+1 of the last write progress while output is pending, 0 when none is
+	fd      int32
+	flags   connFlags
+	reason  CloseReason
 }
 
 type connFlags uint16
@@ -45,6 +47,7 @@ const (
 	fClosed                          // fd closed, OnClose called
 	fHeld                            // HoldInput: no reading, no delivery, until ResumeInput
 	fRedeliver                       // ResumeInput with unconsumed input: deliver it again
+	fQuiet                           // CloseWhenQuiet: on loop.quiet, closed once quiet
 )
 
 // Fd returns the connection's file descriptor. Use it for socket options; the
@@ -151,6 +154,42 @@ func (c *Conn) pendingBytes() int { return len(c.out) - c.outPos }
 // idleFor reports whether the connection has had no input for d.
 func (c *Conn) idleFor(now int64, d time.Duration) bool {
 	return now-c.active >= int64(d)
+}
+
+// BeginHead starts the connection's header clock, unless it is running:
+// the handler holds the start of a request head (or frame) that has not
+// completed. If EndHead is not called within Config.HeaderTimeout, the
+// connection is closed (ReasonHeaderTimeout), after the handler's
+// HeadTimeouter, if any, has answered it. Call it from OnData when it
+// leaves an incomplete head unconsumed; the clock runs from that call,
+// which is when the head's first bytes were read. Loop goroutine only.
+func (c *Conn) BeginHead() {
+	if c.headAt == 0 {
+		c.headAt = c.loop.now + 1
+	}
+}
+
+// EndHead stops the header clock: the head has completed. A body that
+// follows is bounded by the idle timeout between reads, not by this one.
+func (c *Conn) EndHead() { c.headAt = 0 }
+
+// CloseWhenQuiet closes the connection, with reason, once it has been
+// quiet (no input) for Config.DrainQuiet, checked every DrainQuiet/4. Input
+// that arrives meanwhile reaches the handler as usual, which should answer
+// it and close. A draining protocol uses it for idle keep-alive
+// connections: closing one at once would fail a request already on its
+// way, which the client cannot tell from a server that died under it.
+func (c *Conn) CloseWhenQuiet(reason CloseReason) {
+	if c.flags&(fClosing|fClosed|fQuiet) != 0 {
+		return
+	}
+	c.flags |= fQuiet
+	c.reason = reason
+	l := c.loop
+	l.quiet = append(l.quiet, c)
+	if len(l.quiet) == 1 {
+		l.AfterFunc(l.cfg.DrainQuiet/4, l.closeQuiet)
+	}
 }
 
 // HoldInput stops reading from the connection and delivering its input, from

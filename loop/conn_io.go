@@ -144,12 +144,28 @@ func (l *Loop) send(c *Conn, p []byte) {
 		if c.out == nil {
 			c.out = l.getBuf(len(p) - n)
 		}
+		if c.stallAt == 0 { // the kernel pushed back: the write clock starts
+			c.stallAt = l.now + 1
+		}
 		c.out = append(c.out, p[n:]...)
 	}
 }
 
-// flush writes pending output on EPOLLOUT.
+// flush writes pending output on EPOLLOUT, and keeps the write-timeout
+// clock: it runs while output is pending and restarts on progress.
 func (l *Loop) flush(c *Conn) {
+	written := l.stats.WrittenBytes
+	l.flushOutput(c)
+	switch {
+	case c.flags&fClosed != 0:
+	case c.pending() == 0:
+		c.stallAt = 0
+	case l.stats.WrittenBytes != written || c.stallAt == 0:
+		c.stallAt = l.now + 1
+	}
+}
+
+func (l *Loop) flushOutput(c *Conn) {
 	l.flushBytes(c)
 	if c.flags&fClosed != 0 {
 		return
@@ -254,6 +270,9 @@ func (l *Loop) closeNow(c *Conn, reason CloseReason) {
 	}
 	l.conns[c.fd] = nil
 	l.nconns--
+	if l.paused && l.nconns < l.cfg.MaxConns && !l.draining {
+		l.resumeAccept()
+	}
 	l.stats.Closed[reason]++
 	l.putBuf(c.in)
 	l.putBuf(c.out)

@@ -45,6 +45,34 @@ func (l *Loop) beginDrain(grace time.Duration) {
 	l.AfterFunc(grace, func() { l.closeConns(ReasonShutdown) })
 }
 
+// closeQuiet closes the connections given to CloseWhenQuiet that have been
+// quiet for DrainQuiet, and checks the others again later.
+func (l *Loop) closeQuiet() {
+	keep := l.quiet[:0]
+	for _, c := range l.quiet {
+		if c.flags&(fClosing|fClosed) != 0 {
+			continue // the protocol closed it (it answered a last request)
+		}
+		if !c.idleFor(l.now, l.cfg.DrainQuiet) || len(c.in) > 0 || c.flags&fHeld != 0 {
+			keep = append(keep, c)
+			continue
+		}
+		// Input may have arrived since the connection's last event was
+		// handled: read once more before closing, and serve what came.
+		c.flags |= fReadable
+		if l.readConn(c); c.flags&(fClosing|fClosed) == 0 && c.idleFor(l.now, l.cfg.DrainQuiet) {
+			c.Close(c.reason)
+		} else if c.flags&(fClosing|fClosed) == 0 {
+			keep = append(keep, c)
+		}
+	}
+	clear(l.quiet[len(keep):])
+	l.quiet = keep
+	if len(l.quiet) > 0 {
+		l.AfterFunc(l.cfg.DrainQuiet/4, l.closeQuiet)
+	}
+}
+
 func (l *Loop) stopNow() {
 	l.closeListeners()
 	l.closeConns(ReasonShutdown)

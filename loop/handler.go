@@ -43,6 +43,16 @@ type Stopper interface {
 	OnStop()
 }
 
+// HeadTimeouter is an optional interface of a Handler: OnHeadTimeout is
+// called when a connection's head did not complete within
+// Config.HeaderTimeout (see Conn.BeginHead), so the protocol can answer it
+// (HTTP's 408 Request Timeout) before the connection closes. The handler
+// may close it itself (CloseLingering, say); otherwise the loop closes it
+// with ReasonHeaderTimeout once what it wrote is flushed.
+type HeadTimeouter interface {
+	OnHeadTimeout(c *Conn)
+}
+
 // CloseReason says why a connection closed. It labels the
 // prefork_connections_closed_total series.
 type CloseReason uint8
@@ -66,6 +76,12 @@ const (
 	ReasonShutdown
 	// ReasonOverflow: unconsumed input grew past Config.MaxInput.
 	ReasonOverflow
+	// ReasonHeaderTimeout: a request head (or frame) did not complete
+	// within Config.HeaderTimeout of its first byte (slowloris).
+	ReasonHeaderTimeout
+	// ReasonWriteTimeout: pending output made no progress for
+	// Config.WriteTimeout (a client that does not read).
+	ReasonWriteTimeout
 
 	numReasons
 )
@@ -78,6 +94,8 @@ var reasonNames = [numReasons]string{
 	ReasonTimeout:       "timeout",
 	ReasonShutdown:      "shutdown",
 	ReasonOverflow:      "overflow",
+	ReasonHeaderTimeout: "header_timeout",
+	ReasonWriteTimeout:  "write_timeout",
 }
 
 // String returns the reason's label value.

@@ -44,9 +44,35 @@ type Config struct {
 	MaxInput int
 
 	// IdleTimeout closes connections that sent nothing for this long
-	// (ReasonTimeout). Zero disables it. Checked by a sweep every second or
-	// IdleTimeout/4, whichever is shorter, so it costs nothing per request.
+	// (ReasonTimeout). Zero disables it.
 	IdleTimeout time.Duration
+
+	// HeaderTimeout bounds a request head (or a protocol's frame) from its
+	// first byte: a connection whose handler called Conn.BeginHead and not
+	// Conn.EndHead within it is given to HeadTimeouter.OnHeadTimeout, if the
+	// handler has it, and closed (ReasonHeaderTimeout). Zero disables it.
+	HeaderTimeout time.Duration
+
+	// WriteTimeout closes a connection whose pending output has made no
+	// progress for this long (ReasonWriteTimeout), freeing its buffers: a
+	// client that never reads cannot hold them. Zero disables it.
+	//
+	// The three timeouts are checked by one sweep of the connection table
+	// every second or a quarter of the shortest timeout, whichever is
+	// shorter, so they cost nothing per request; a timeout fires up to one
+	// sweep interval late.
+	WriteTimeout time.Duration
+
+	// MaxConns bounds the loop's open connections. At the limit the loop
+	// stops accepting (its listeners leave the epoll set, counted in
+	// Stats.AcceptPaused): new connections wait in the kernel's backlog, or
+	// go to another process sharing the listener, instead of being reset,
+	// and accepting resumes as soon as one closes. Zero means no limit.
+	MaxConns int
+
+	// DrainQuiet is how long an idle connection given to Conn.CloseWhenQuiet
+	// must have been quiet (no input) before it is closed. Default 1 s.
+	DrainQuiet time.Duration
 
 	// LingerTimeout bounds a lingering close. Default 5 s.
 	LingerTimeout time.Duration
@@ -82,6 +108,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.LingerTimeout <= 0 {
 		cfg.LingerTimeout = 5 * time.Second
+	}
+	if cfg.DrainQuiet <= 0 {
+		cfg.DrainQuiet = time.Second
 	}
 	if cfg.OnTick != nil && cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second
@@ -133,6 +162,8 @@ type Loop struct {
 	listeners []listener
 	watches   map[int]func(events uint32)
 	ready     []*Conn // connections with input left over after their read budget
+	quiet     []*Conn // CloseWhenQuiet's connections
+	paused    bool    // MaxConns reached: listeners are out of the epoll set
 	readyNext []*Conn
 	timers    timerHeap
 	bufFree   [][]byte
@@ -202,8 +233,8 @@ func New(cfg Config) (*Loop, error) {
 	if cfg.OnTick != nil {
 		l.AfterFunc(cfg.TickInterval, l.tick)
 	}
-	if cfg.IdleTimeout > 0 {
-		l.AfterFunc(l.sweepInterval(), l.sweepIdle)
+	if cfg.IdleTimeout > 0 || cfg.HeaderTimeout > 0 || cfg.WriteTimeout > 0 {
+		l.AfterFunc(l.sweepInterval(), l.sweep)
 	}
 	return l, nil
 }
@@ -378,16 +409,44 @@ func (l *Loop) tick() {
 }
 
 func (l *Loop) sweepInterval() time.Duration {
-	return min(time.Second, l.cfg.IdleTimeout/4)
+	d := time.Second
+	for _, t := range []time.Duration{l.cfg.IdleTimeout, l.cfg.HeaderTimeout, l.cfg.WriteTimeout} {
+		if t > 0 {
+			d = min(d, t/4)
+		}
+	}
+	return max(d, time.Millisecond)
 }
 
-// sweepIdle closes connections idle for IdleTimeout. A sweep over the fd table
-// once per interval costs less than a timer reset per request.
-func (l *Loop) sweepIdle() {
+// sweep closes connections past one of their timeouts. A sweep over the fd
+// table once per interval costs less than a timer reset per request.
+func (l *Loop) sweep() {
+	idle, head, write := int64(l.cfg.IdleTimeout), int64(l.cfg.HeaderTimeout), int64(l.cfg.WriteTimeout)
 	for _, c := range l.conns {
-		if c != nil && c.flags&(fClosing|fClosed) == 0 && c.idleFor(l.now, l.cfg.IdleTimeout) {
+		if c == nil || c.flags&fClosed != 0 {
+			continue
+		}
+		switch {
+		case write > 0 && c.stallAt != 0 && l.now-c.stallAt >= write:
+			// Nothing the client would read can be sent: close at once.
+			l.closeNow(c, ReasonWriteTimeout)
+		case c.flags&fClosing != 0:
+			// Flushing or lingering: bounded by the write and linger timeouts.
+		case head > 0 && c.headAt != 0 && l.now-c.headAt >= head:
+			l.headTimedOut(c)
+		case idle > 0 && c.idleFor(l.now, l.cfg.IdleTimeout):
 			c.Close(ReasonTimeout)
 		}
 	}
-	l.AfterFunc(l.sweepInterval(), l.sweepIdle)
+	l.AfterFunc(l.sweepInterval(), l.sweep)
+}
+
+// headTimedOut lets the protocol answer a head that did not complete in
+// time (HTTP's 408), then closes the connection.
+func (l *Loop) headTimedOut(c *Conn) {
+	c.headAt = 0
+	if t, ok := l.h.(HeadTimeouter); ok {
+		t.OnHeadTimeout(c)
+	}
+	c.Close(ReasonHeaderTimeout) // a no-op if the handler closed it
 }

@@ -16,6 +16,7 @@ type Stats struct {
 	AcceptErrors uint64             // accept errors other than EAGAIN/ECONNABORTED
 	AcceptShed   uint64             // connections accepted and closed at once for lack of fds
 	Paused       uint64             // times reading stopped for backpressure
+	AcceptPaused uint64             // times accepting stopped at Config.MaxConns
 	FilesSent    uint64             // files queued with SendFile
 	Wakeups      uint64             // epoll_wait returns
 	Events       uint64             // events epoll_wait returned, in all

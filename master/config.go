@@ -70,6 +70,10 @@ type Config struct {
 	// CPUAffinity pins worker slot k (the process, all its threads) to the
 	// k-th CPU the master may use (modulo their number).
 	CPUAffinity bool
+	// RlimitNofile is the RLIMIT_NOFILE of master and workers: RlimitMax
+	// (0) raises the soft limit to the hard one; a number sets the soft
+	// limit (and the hard one, if higher: root only).
+	RlimitNofile uint64
 
 	// Exe is the binary workers run (default /proc/self/exe) and WorkerArgs
 	// its arguments (default ["worker"]).
@@ -173,6 +177,9 @@ func (c *Config) Validate() error {
 			// (A missing directory it shares with --pidfile is said once, there.)
 			add("--admin-socket %s: %w", c.AdminSocket, err)
 		}
+	}
+	if err := checkRlimit(c.RlimitNofile); err != nil {
+		errs = append(errs, err)
 	}
 	if c.User != "" || c.Group != "" {
 		cred, err := credential(c.User, c.Group)

@@ -73,6 +73,9 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := applyRlimit(cfg.RlimitNofile, cfg.Logger); err != nil {
+		return nil, err
+	}
 	accessLog := -1
 	if cfg.AccessLog != "" && cfg.AccessLog != "-" {
 		// Opened here, as the master's user, and inherited by every worker

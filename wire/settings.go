@@ -19,7 +19,14 @@ const (
 	DefaultLogLevel        = slog.LevelInfo
 	DefaultMaxBody         = 1 << 20 // 1 MiB, nginx's client_max_body_size
 	DefaultMaxInflight     = 10000
+	DefaultHeaderTimeout   = 10 * time.Second // a request head, from its first byte (nginx: client_header_timeout 60s)
+	DefaultWriteTimeout    = 30 * time.Second // without write progress (nginx: send_timeout 60s)
 )
+
+// ConnsReserve is how many descriptors a worker keeps back from
+// --max-conns=0 (auto): the limit is then RLIMIT_NOFILE minus these, for its
+// listeners, control socket, logs and the files it is sending.
+const ConnsReserve = 128
 
 // Settings is what every worker of a master needs to serve: one definition,
 // embedded in master.Config, filled by the CLI from its flags and sent to
@@ -33,6 +40,17 @@ type Settings struct {
 	Proto string `json:"proto"`
 	// IdleTimeout closes connections idle this long (0: never).
 	IdleTimeout time.Duration `json:"idle_timeout"`
+	// HeaderTimeout bounds a request head (an HTTP head, a calc frame)
+	// from its first byte; HTTP answers 408 then. WriteTimeout closes a
+	// connection whose pending output made no progress for that long. Zero
+	// disables either (the CLI's defaults are DefaultHeaderTimeout and
+	// DefaultWriteTimeout).
+	HeaderTimeout time.Duration `json:"header_timeout"`
+	WriteTimeout  time.Duration `json:"write_timeout"`
+	// MaxConns bounds each worker's open connections: at the limit it stops
+	// accepting (connections wait in the backlog) until one closes. 0: the
+	// worker's RLIMIT_NOFILE minus ConnsReserve.
+	MaxConns int `json:"max_conns"`
 	// GracefulTimeout is how long a stopping or reloaded worker lets its
 	// connections finish before it cuts them.
 	GracefulTimeout time.Duration `json:"graceful_timeout"`
@@ -115,6 +133,15 @@ func (s *Settings) Validate() error {
 	}
 	if s.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--idle-timeout %v: must not be negative (0 disables it)", s.IdleTimeout))
+	}
+	if s.HeaderTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--header-timeout %v: must not be negative (0 disables it)", s.HeaderTimeout))
+	}
+	if s.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--write-timeout %v: must not be negative (0 disables it)", s.WriteTimeout))
+	}
+	if s.MaxConns < 0 || s.MaxConns > 1<<24 {
+		errs = append(errs, fmt.Errorf("--max-conns %d: want 1 to 16777216, or 0 for the fd limit", s.MaxConns))
 	}
 	if s.GracefulTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--graceful-timeout %v: must be positive", s.GracefulTimeout))

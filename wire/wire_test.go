@@ -19,6 +19,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			Log: Log{Format: LogJSON, Level: slog.LevelDebug}, MaxBody: 4096,
 			MaxInflight: 7, Flags: map[string]string{"greeting": "hi"}, AccessLog: "/var/log/x.log",
 			Root: "/srv/www", CacheControl: "public, max-age=60", FollowSymlinks: true, Autoindex: true,
+			HeaderTimeout: 9 * time.Second, WriteTimeout: 29 * time.Second, MaxConns: 500,
 		},
 		Slot: 2, Generation: 7, Listeners: []Listener{{Addr: "127.0.0.1:80"}, {Addr: "[::1]:81"}},
 		Exclusive: true, Heartbeat: time.Second, CPU: &cpu, AccessLogFD: true, RootFD: true,

@@ -43,6 +43,7 @@ var (
 	descWritten     = desc("written_bytes_total", "Bytes written to connections.")
 	descAcceptEmpty = desc("accept_empty_wakeups_total", "Listener wake-ups whose accept found no connection (another worker took it: the thundering-herd cost).")
 	descAcceptErr   = desc("accept_errors_total", "accept4 errors other than EAGAIN and ECONNABORTED.")
+	descAcceptPause = desc("accept_paused_total", "Times the worker stopped accepting at --max-conns (new connections then wait in the kernel's backlog).")
 	descAcceptShed  = desc("accept_shed_total", "Connections accepted and closed at once because the worker was out of file descriptors.")
 	descPauses      = desc("backpressure_pauses_total", "Times reading from a connection stopped because its pending output passed the high-water mark.")
 	descBufIn       = desc("buffered_input_bytes", "Unconsumed input held by connections.")
@@ -58,7 +59,7 @@ type loopCollector struct {
 
 func (c *loopCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descAccepted, descActive, descClosed, descRequests, descRead,
-		descWritten, descAcceptEmpty, descAcceptErr, descAcceptShed, descPauses, descBufIn, descBufOut,
+		descWritten, descAcceptEmpty, descAcceptErr, descAcceptShed, descAcceptPause, descPauses, descBufIn, descBufOut,
 		descWakeups, descEvents, descTurn} {
 		ch <- d
 	}
@@ -84,6 +85,7 @@ func (c *loopCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAcceptEmpty, st.AcceptEmpty)
 	counter(descAcceptErr, st.AcceptErrors)
 	counter(descAcceptShed, st.AcceptShed)
+	counter(descAcceptPause, st.AcceptPaused)
 	counter(descPauses, st.Paused)
 	gauge(descBufIn, st.InputBuffered)
 	gauge(descBufOut, st.OutputBuffered)

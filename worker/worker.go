@@ -72,11 +72,14 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	h := newHandler(spec.Settings)
 	var l *loop.Loop
 	l, err := loop.New(loop.Config{
-		Handler:      h,
-		IdleTimeout:  spec.IdleTimeout,
-		MaxInput:     spec.MaxInput(),
-		Logger:       log,
-		TickInterval: spec.Heartbeat,
+		Handler:       h,
+		IdleTimeout:   spec.IdleTimeout,
+		HeaderTimeout: spec.HeaderTimeout,
+		WriteTimeout:  spec.WriteTimeout,
+		MaxConns:      maxConns(spec.MaxConns, log),
+		MaxInput:      spec.MaxInput(),
+		Logger:        log,
+		TickInterval:  spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).
 		OnTick: func() { send(ctl, wire.Heartbeat(l.Conns())) },
 	})
@@ -267,4 +270,18 @@ func setProcs() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+}
+
+// maxConns is --max-conns, or with 0 the fd limit minus wire.ConnsReserve:
+// at that many connections the loop stops accepting rather than meet EMFILE.
+func maxConns(n int, log *slog.Logger) int {
+	if n > 0 {
+		return n
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("no --max-conns: cannot read the fd limit", "err", os.NewSyscallError("getrlimit", err))
+		return 0
+	}
+	return int(max(int64(min(lim.Cur, 1<<30))-wire.ConnsReserve, 1))
 }

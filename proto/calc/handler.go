@@ -32,7 +32,10 @@ func (h *Handler) Requests() uint64 { return h.requests }
 // OnOpen does nothing: a calc connection has no state.
 func (h *Handler) OnOpen(*loop.Conn) {}
 
-// OnData answers every complete frame of in with one Write. On a framing
+// OnData answers every complete frame of in with one Write. A frame left
+// incomplete starts the connection's header clock: if the rest does not
+// arrive within the loop's HeaderTimeout, the connection is closed
+// (loop.ReasonHeaderTimeout). On a framing
 // error it answers the frames before it, closes the connection lingering
 // (loop.ReasonProtocolError) and consumes everything.
 func (h *Handler) OnData(c *loop.Conn, in []byte) int {
@@ -51,6 +54,14 @@ func (h *Handler) OnData(c *loop.Conn, in []byte) int {
 	if err != nil {
 		c.CloseLingering(loop.ReasonProtocolError)
 		return len(in)
+	}
+	// The loop's header clock (--header-timeout) bounds a frame cut by a
+	// read: it runs from the read that brought its first bytes.
+	if consumed > 0 {
+		c.EndHead()
+	}
+	if consumed < len(in) {
+		c.BeginHead()
 	}
 	return consumed
 }

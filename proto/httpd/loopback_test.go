@@ -397,7 +397,7 @@ func TestLoopbackDrain(t *testing.T) {
 	start := time.Now()
 	l.Shutdown(5 * time.Second)
 
-	// The idle connection closes at once.
+	// The idle connection closes once quiet for the loop's DrainQuiet (1 s).
 	if err := idle.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}

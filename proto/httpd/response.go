@@ -47,6 +47,7 @@ var errStatuses = [...]struct {
 	text string
 }{
 	{400, "Bad Request"},
+	{408, "Request Timeout"},
 	{413, "Content Too Large"},
 	{431, "Request Header Fields Too Large"},
 	{501, "Not Implemented"},

@@ -35,6 +35,7 @@ const (
 	sDeferred                     // responses are owed behind a deferred one (Server.waiting)
 	sAsked                        // BodyStreamer.StreamBody was asked about the request in flight
 	sStream                       // the body in flight goes to a BodyFunc (Server.streams)
+	sHeadClock                    // the loop's header clock runs (Conn.BeginHead) for the head in flight
 )
 
 // connState is one connection's protocol state, a few words, so an idle
@@ -117,6 +118,11 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 		if err != nil {
 			if err == ErrIncomplete {
 				s.flags |= sPartial
+				if c != nil && s.flags&sHeadClock == 0 {
+					// --header-timeout runs from here: the head's first bytes.
+					s.flags |= sHeadClock
+					c.BeginHead()
+				}
 				return pos, out, actKeep, nresp
 			}
 			e, ok := err.(*Error)
@@ -125,6 +131,10 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			}
 			out = srv.appendError(out, c, r, e)
 			return len(in), out, actError, nresp + 1
+		}
+		if s.flags&sHeadClock != 0 {
+			s.flags &^= sHeadClock
+			c.EndHead()
 		}
 		if srv.streamer != nil && r.HasBody() && s.flags&sAsked == 0 {
 			s.flags |= sAsked

@@ -274,19 +274,48 @@ func (h *Server) OnClose(c *loop.Conn, _ loop.CloseReason) {
 	}
 }
 
-// OnDrain closes an idle connection at once (loop.ReasonShutdown). A
-// connection with a request in flight (a partial head or an unfinished
-// body) is answered first, with "Connection: close", and closed after it.
+// OnDrain starts the end of a connection when its worker drains (a reload,
+// a scale-down, a graceful stop). A connection with a request in flight (a
+// partial head or an unfinished body, a deferred response) is answered
+// first, with "Connection: close", and closed after it. An idle keep-alive
+// connection, or one that has not sent its first request, is not closed at once: a request may be on its way, and the
+// client could not tell a close under it from a server that died. It gets
+// "Connection: close" on whatever request arrives, and is closed once it
+// has been quiet for the loop's DrainQuiet (1 s; loop.Conn.CloseWhenQuiet).
 func (h *Server) OnDrain(c *loop.Conn) {
 	if h.alog != nil {
 		h.alog.flush()
 	}
 	s, ok := c.Context().(*connState)
-	if !ok || s.idle() {
+	if !ok {
 		c.Close(loop.ReasonShutdown)
 		return
 	}
 	s.flags |= sDrain
+	if s.state == stHead && s.flags&(sPartial|sDeferred) == 0 {
+		// Between requests, or before the first: nothing is owed.
+		c.CloseWhenQuiet(loop.ReasonShutdown)
+	}
+}
+
+// ErrRequestTimeout answers a request head that did not complete within
+// the header timeout (--header-timeout): 408, then the connection closes.
+var ErrRequestTimeout = &Error{408, "request head not received within the header timeout"}
+
+// OnHeadTimeout answers a head that did not arrive whole within the loop's
+// HeaderTimeout with 408 and closes lingering (the client may still be
+// sending). A connection with a deferred response owed is closed without
+// one: its answers must leave in order, and the 408 cannot go first.
+func (h *Server) OnHeadTimeout(c *loop.Conn) {
+	s, ok := c.Context().(*connState)
+	if !ok || s.flags&sDeferred != 0 {
+		return // the loop closes it (ReasonHeaderTimeout)
+	}
+	var none Request // the head never parsed
+	out := h.appendError(h.out[:0], c, &none, ErrRequestTimeout)
+	_, _ = c.Write(out)
+	h.out = out[:0]
+	c.CloseLingering(loop.ReasonHeaderTimeout)
 }
 
 // respond runs the handler for the request in flight, whose input has all

@@ -1,0 +1,96 @@
+package httpd
+
+import (
+	"bufio"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prefork/prefork/internal/looptest"
+	"github.com/prefork/prefork/internal/testkit"
+	"github.com/prefork/prefork/loop"
+)
+
+// TestHeaderTimeout408: a head sent a byte at a time (slowloris) gets 408
+// and a clean close once it has taken the header timeout, while a client
+// with whole requests is served throughout; after a complete head the clock
+// is stopped, so a keep-alive connection's next head gets its own.
+func TestHeaderTimeout408(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	h := New(Options{})
+	addr, l := looptest.Start(t, loop.Config{Handler: h, HeaderTimeout: timeout, IdleTimeout: time.Minute, LingerTimeout: time.Second})
+
+	// Two slow heads on one keep-alive connection, each under the timeout.
+	ka := testkit.Dial(t, addr)
+	kaR := bufio.NewReader(ka)
+	for i := 0; i < 2; i++ {
+		for _, part := range []string{"GET / HTTP/1.1\r\n", "Host: x\r\n", "\r\n"} {
+			if _, err := io.WriteString(ka, part); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(timeout / 4) // the client's pace, not synchronisation
+		}
+		readOK(t, kaR, "GET")
+	}
+
+	slow := testkit.Dial(t, addr)
+	start := time.Now()
+	got := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(slow); slow.Close(); got <- string(b) }()
+	head := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)
+	var resp string
+	for i := 0; resp == "" && i < len(head); i++ {
+		_, _ = slow.Write([]byte{head[i]}) // may fail once the server closed
+		select {
+		case resp = <-got:
+		case <-time.After(20 * time.Millisecond):
+		}
+		if _, err := io.WriteString(ka, get); err != nil {
+			t.Fatal(err)
+		}
+		readOK(t, kaR, "GET")
+	}
+	if resp == "" {
+		select {
+		case resp = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the slow head was not closed")
+		}
+	}
+	if el := time.Since(start); el < timeout {
+		t.Errorf("closed after %v, before the header timeout %v", el, timeout)
+	}
+	if !strings.HasPrefix(resp, "HTTP/1.1 408 ") || !strings.Contains(resp, "Connection: close") {
+		t.Errorf("slow head: got %q, want 408 with Connection: close", resp)
+	}
+	testkit.WaitFor(t, "the header timeout to be counted", 10*time.Second, func() bool {
+		return looptest.OnLoop(t, l, l.Stats).Closed[loop.ReasonHeaderTimeout] == 1
+	})
+}
+
+// TestDrainKeepAlive: a keep-alive connection that sends its next request
+// just after the drain began is answered (with Connection: close), not
+// closed under the request.
+func TestDrainKeepAlive(t *testing.T) {
+	h := New(Options{})
+	addr, l := looptest.Start(t, loop.Config{Handler: h, LingerTimeout: time.Second})
+	c := testkit.Dial(t, addr)
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, get); err != nil {
+		t.Fatal(err)
+	}
+	readOK(t, br, "GET")
+	l.Shutdown(10 * time.Second)
+	testkit.WaitFor(t, "the drain to begin", 10*time.Second, func() bool {
+		return looptest.OnLoop(t, l, func() bool { return l.Draining() })
+	})
+	if _, err := io.WriteString(c, get); err != nil {
+		t.Fatal(err)
+	}
+	resp := readOK(t, br, "GET")
+	if !resp.Close {
+		t.Error("the response during the drain has no Connection: close")
+	}
+	expectEOF(t, br)
+}
