@@ -71,8 +71,8 @@ type Config struct {
 	// k-th CPU the master may use (modulo their number).
 	CPUAffinity bool
 	// RlimitNofile is the RLIMIT_NOFILE of master and workers: RlimitMax
-	// (0) raises the soft limit to the hard one; a number sets the soft
-	// limit (and the hard one, if higher: root only).
+	// (0) raises the soft limit to the hard one; a number sets both (a
+	// hard limit above the current one needs root).
 	RlimitNofile uint64
 
 	// Exe is the binary workers run (default /proc/self/exe) and WorkerArgs

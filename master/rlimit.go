@@ -26,7 +26,7 @@ func ParseRlimitNofile(s string) (uint64, error) {
 }
 
 // rlimitFor returns the RLIMIT_NOFILE the master sets for want (RlimitMax
-// or a number), from the current one, or why it cannot.
+// or a number: soft and hard limit), from the current one, or why it cannot.
 func rlimitFor(want uint64, cur unix.Rlimit, root bool) (unix.Rlimit, error) {
 	if want == RlimitMax {
 		return unix.Rlimit{Cur: cur.Max, Max: cur.Max}, nil
@@ -34,7 +34,10 @@ func rlimitFor(want uint64, cur unix.Rlimit, root bool) (unix.Rlimit, error) {
 	if want > cur.Max && !root {
 		return cur, fmt.Errorf("--rlimit-nofile %d: above the hard limit %d, which only root may raise", want, cur.Max)
 	}
-	return unix.Rlimit{Cur: want, Max: max(want, cur.Max)}, nil
+	// Both: a Go worker raises its soft limit to the hard one as it starts
+	// (the os package does so in every Go program), so a lower soft limit
+	// alone would not hold in the workers.
+	return unix.Rlimit{Cur: want, Max: want}, nil
 }
 
 // checkRlimit is Validate's part: a limit the master could not set.

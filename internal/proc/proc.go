@@ -59,3 +59,22 @@ func ReadStat(pid int) (Stat, error) {
 	}
 	return ParseStat(strings.TrimSpace(string(b)))
 }
+
+// RSS returns the resident set size of process pid, in bytes (VmRSS in
+// /proc/PID/status).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status VmRSS %q: %v", pid, v, err)
+			}
+			return kib << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
