@@ -192,6 +192,27 @@ func (c *Conn) CloseWhenQuiet(reason CloseReason) {
 	}
 }
 
+// OutputRoom returns how many more bytes of output the connection may owe
+// before it passes the loop's high-water mark (Config.HighWater), counting
+// what OnData has written so far; at most 0. A protocol answering
+// pipelined requests checks its answers against it and stops early (Yield)
+// rather than build one huge burst of output for a client that may not be
+// reading. Loop goroutine only.
+func (c *Conn) OutputRoom() int {
+	n := c.pending()
+	if c.loop.cur == c {
+		n += len(c.loop.wbuf)
+	}
+	return max(c.loop.cfg.HighWater-n, 0)
+}
+
+// Yield, from OnData, says that the input left unconsumed holds work the
+// handler put off (requests it did not serve yet because its output is at
+// OutputRoom): the loop delivers it again, even if nothing new arrives, on
+// its next turn, or once the output has drained below the low-water mark
+// if it is past the high-water mark.
+func (c *Conn) Yield() { c.flags |= fRedeliver }
+
 // HoldInput stops reading from the connection and delivering its input, from
 // OnData or any other handler call on the loop's goroutine, until
 // ResumeInput. What the client sends meanwhile waits in the kernel (TCP

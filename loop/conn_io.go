@@ -117,6 +117,13 @@ func (l *Loop) deliver(c *Conn, data []byte) {
 		c.flags |= fPaused
 		l.stats.Paused++
 	}
+	if c.flags&fRedeliver != 0 {
+		if len(c.in) == 0 {
+			c.flags &^= fRedeliver // Yield with nothing left: nothing to do
+		} else if c.flags&(fPaused|fHeld) == 0 {
+			l.markReady(c)
+		}
+	}
 }
 
 // send writes p through to the socket, keeping the unwritten tail.
@@ -182,7 +189,7 @@ func (l *Loop) flushOutput(c *Conn) {
 	}
 	if c.flags&fPaused != 0 && c.pending() <= l.cfg.LowWater {
 		c.flags &^= fPaused
-		if c.flags&fReadable != 0 {
+		if c.flags&(fReadable|fRedeliver) != 0 {
 			l.markReady(c)
 		}
 	}
@@ -297,10 +304,10 @@ func (l *Loop) runReady() {
 	for i, c := range l.readyNext {
 		c.flags &^= fInReady
 		l.readyNext[i] = nil
-		if c.flags&fRedeliver != 0 {
-			// ResumeInput: what was left unconsumed when the input was held.
+		if c.flags&fRedeliver != 0 && c.flags&(fPaused|fHeld) == 0 {
+			// ResumeInput or Yield: what was left unconsumed.
 			c.flags &^= fRedeliver
-			if c.flags&(fClosed|fClosing|fHeld) == 0 && len(c.in) > 0 {
+			if c.flags&(fClosed|fClosing) == 0 && len(c.in) > 0 {
 				l.deliver(c, nil)
 			}
 		}

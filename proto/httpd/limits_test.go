@@ -2,7 +2,9 @@ package httpd
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,45 @@ func TestDrainKeepAlive(t *testing.T) {
 		t.Error("the response during the drain has no Connection: close")
 	}
 	expectEOF(t, br)
+}
+
+// TestPipelineOutputBounded: a client pipelines 2,000 requests for 64 KiB
+// answers and does not read. The server serves them as the client reads,
+// never owing much more than the loop's high-water mark (not 125 MiB of
+// answers at once), and every answer arrives, in order, once it reads.
+func TestPipelineOutputBounded(t *testing.T) {
+	const n, size, highWater = 2000, 64 << 10, 256 << 10
+	body := bytes.Repeat([]byte("z"), size)
+	h := New(Options{Handler: HandlerFunc(func(c *Ctx) { _, _ = c.Write(body) })})
+	addr, l := looptest.Start(t, loop.Config{Handler: h, HighWater: highWater})
+	c := testkit.Dial(t, addr)
+	_ = c.SetReadBuffer(16 << 10)
+	req := strings.Repeat("GET /x HTTP/1.1\r\nHost: x\r\n\r\n", n)
+	go func() { _, _ = io.WriteString(c, req) }() // blocks until the server reads it all
+	peak := 0
+	testkit.WaitFor(t, "the server to stop at its high-water mark", 10*time.Second, func() bool {
+		st := looptest.OnLoop(t, l, l.Stats)
+		peak = max(peak, st.OutputBuffered)
+		return st.Paused > 0
+	})
+	for range 20 { // watch it a while: nothing more piles up
+		st := looptest.OnLoop(t, l, l.Stats)
+		peak = max(peak, st.OutputBuffered+st.InputBuffered)
+		time.Sleep(10 * time.Millisecond) // sampling, not synchronisation
+	}
+	if limit := highWater + 2*size + 64<<10; peak > limit {
+		t.Errorf("buffered for one non-reading client: got %d bytes, want at most %d", peak, limit)
+	}
+	br := bufio.NewReader(c)
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || len(got) != size {
+			t.Fatalf("response %d: %d bytes, %v; want %d", i, len(got), err, size)
+		}
+	}
+	t.Logf("peak buffered %d KiB for %d MiB of answers", peak>>10, n*size>>20)
 }

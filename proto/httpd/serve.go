@@ -198,6 +198,14 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 		if act != actKeep {
 			return pos, out, act, nresp
 		}
+		if len(out) > srv.room && pos < len(in) && c != nil {
+			// The output is at the connection's high-water mark: the
+			// requests pipelined behind wait in the loop's input, so one
+			// client's burst of cheap requests cannot pile up answers
+			// without bound; the loop delivers them again once it may.
+			c.Yield()
+			return pos, out, actKeep, nresp
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package httpd
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -66,11 +67,15 @@ type Server struct {
 	waiting     map[*connState]*deferQueue
 	deferredNow int // deferred responses not done yet
 	maxInflight int
-	held        []*loop.Conn // connections holding a request back, oldest first
-	stats       httpStats
-	alog        *accessLog   // nil: no access log
-	streamer    BodyStreamer // the handler, if it streams bodies
-	streams     map[*connState]BodyFunc
+	// room is the output the connection being served may still be owed
+	// (loop.Conn.OutputRoom) when serve starts: past it, pipelined requests
+	// wait in the input until the client has read what went before.
+	room     int
+	held     []*loop.Conn // connections holding a request back, oldest first
+	stats    httpStats
+	alog     *accessLog   // nil: no access log
+	streamer BodyStreamer // the handler, if it streams bodies
+	streams  map[*connState]BodyFunc
 }
 
 // maxQueued bounds the responses a connection may have ready behind a
@@ -101,7 +106,7 @@ func New(opts Options) *Server {
 		maxBody = DefaultMaxBody
 	}
 	srv := &Server{rs: newResponses(name), h: h, maxBody: maxBody, maxInflight: opts.MaxInflight,
-		out: make([]byte, 0, 4<<10)}
+		out: make([]byte, 0, 4<<10), room: math.MaxInt}
 	srv.ctx.srv = srv
 	srv.streamer, _ = h.(BodyStreamer)
 	if opts.AccessLog != nil {
@@ -167,6 +172,7 @@ func (h *Server) OnData(c *loop.Conn, in []byte) int {
 	}
 	pos := 0
 	for {
+		h.room = c.OutputRoom()
 		n, out, act, nresp := s.serve(in[pos:], h.out[:0], h, c)
 		pos += n
 		h.requests += uint64(nresp)
