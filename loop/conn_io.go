@@ -54,7 +54,10 @@ func (l *Loop) readConn(c *Conn) {
 		c.active = l.now
 		if c.flags&fLingering == 0 {
 			l.deliver(c, l.rbuf[:n])
-			if c.flags&(fClosing|fClosed|fPaused|fHeld) != 0 && c.flags&fLingering == 0 {
+			if c.flags&(fClosing|fClosed|fPaused|fHeld|fRedeliver) != 0 && c.flags&fLingering == 0 {
+				// Yield (fRedeliver): the handler put input off; reading
+				// more would only grow it. The socket may hold more: the
+				// redelivery reads on.
 				return
 			}
 		}

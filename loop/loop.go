@@ -34,7 +34,9 @@ type Config struct {
 
 	// HighWater is the pending output, in bytes, above which the loop stops
 	// reading from a connection until the output drains to LowWater.
-	// Defaults 256 KiB and HighWater/4.
+	// Defaults 64 KiB and HighWater/4: with the kernel's socket buffer
+	// (often megabytes) ahead of it, more buys no throughput, and it is
+	// what a client that does not read can make the loop hold for it.
 	HighWater int
 	LowWater  int
 
@@ -98,7 +100,7 @@ func (cfg *Config) setDefaults() {
 		cfg.AcceptBudget = 64
 	}
 	if cfg.HighWater <= 0 {
-		cfg.HighWater = 256 << 10
+		cfg.HighWater = 64 << 10
 	}
 	if cfg.LowWater <= 0 || cfg.LowWater > cfg.HighWater {
 		cfg.LowWater = cfg.HighWater / 4

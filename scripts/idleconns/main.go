@@ -8,6 +8,12 @@
 // GET on every connection, to prove that the server kept them open, prints
 // "ALIVE ok=N failed=M" and exits (1 if any failed).
 //
+// Hostile hold (-hostile slowloris|noread): as hold mode, but instead of a
+// GET each connection sends a request head that never ends (slowloris: the
+// start of a head, 64 bytes), or pipelines GETs until the server stops
+// reading and never reads the answers (noread: up to -noread-bytes per
+// connection). It prints "READY open=N", holds, and closes them all.
+//
 // Churn mode (-churn): -n connections, -c at a time, each one GET then close.
 // It prints "DONE ok=N failed=M".
 package main
@@ -21,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -94,7 +101,15 @@ func main() {
 	c := flag.Int("c", 50, "connections opened (or, with -churn, in use) at a time")
 	churn := flag.Bool("churn", false, "one request per connection, then close it")
 	hold := flag.Duration("hold", 2*time.Minute, "longest time to hold the connections open")
+	hostile := flag.String("hostile", "", "slowloris or noread: what each held connection sends instead of a GET")
+	noreadBytes := flag.Int("noread-bytes", 256<<10, "with -hostile noread: pipelined requests sent per connection, in bytes")
 	flag.Parse()
+	switch *hostile {
+	case "", "slowloris", "noread":
+	default:
+		fmt.Fprintf(os.Stderr, "idleconns: -hostile %q: want slowloris or noread\n", *hostile)
+		os.Exit(2)
+	}
 
 	if *churn {
 		failed := each(*n, *c, func(int) error {
@@ -109,6 +124,11 @@ func main() {
 		if failed > 0 {
 			os.Exit(1)
 		}
+		return
+	}
+
+	if *hostile != "" {
+		holdHostile(*addr, *n, *c, *hostile, *noreadBytes, *hold)
 		return
 	}
 
@@ -140,5 +160,50 @@ func main() {
 	}
 	if failed > 0 {
 		os.Exit(1)
+	}
+}
+
+// holdHostile opens n connections that each send what kind says, holds
+// them until SIGUSR1 or hold has passed, and closes them.
+func holdHostile(addr string, n, c int, kind string, noreadBytes int, hold time.Duration) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	head := []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: idleconns\r\nX-Slow: aaaaaaa")
+	pipelined := []byte(strings.Repeat(request, 64))
+	conns := make([]net.Conn, n)
+	failed := each(n, c, func(i int) error {
+		cn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		conns[i] = cn
+		if kind == "slowloris" {
+			_, err = cn.Write(head)
+			return err
+		}
+		_ = cn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		for sent := 0; sent < noreadBytes; {
+			// Until the server stops reading: the write then blocks.
+			_ = cn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			k, err := cn.Write(pipelined)
+			sent += k
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					return nil
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	fmt.Printf("READY open=%d failed=%d\n", n-failed, failed)
+	select {
+	case <-usr1:
+	case <-time.After(hold):
+	}
+	for _, cn := range conns {
+		if cn != nil {
+			cn.Close()
+		}
 	}
 }
