@@ -53,6 +53,9 @@
 //     the rest;
 //   - pending output passes Config.HighWater (backpressure): reading stops
 //     until EPOLLOUT has flushed it down to Config.LowWater;
+//   - the handler called Conn.Yield (it put off input because its output is
+//     at Conn.OutputRoom): the input is delivered again next turn, or once
+//     the output has drained, before anything more is read;
 //   - the handler closed the connection.
 //
 // Writes go straight to the socket. Writes made during OnData are appended to
@@ -68,7 +71,18 @@
 //     than the handler read gets the response rather than a reset;
 //   - read returning 0 (peer half-close): what is owed is flushed, then close;
 //   - a socket error (ECONNRESET, EPIPE): close at once;
-//   - the idle sweep (Config.IdleTimeout), the shutdown deadline, Stop.
+//   - the sweep of timeouts, once a second or a quarter of the shortest:
+//     Config.IdleTimeout (no input), Config.HeaderTimeout (a head the handler
+//     marked with Conn.BeginHead not ended by Conn.EndHead: HeadTimeouter
+//     answers it first), Config.WriteTimeout (pending output without
+//     progress: closed at once);
+//   - Conn.CloseWhenQuiet: closed once no input has come for
+//     Config.DrainQuiet;
+//   - the shutdown deadline, Stop.
+//
+// Config.MaxConns bounds the open connections: at the limit the listeners
+// leave the epoll set until one closes, so new connections wait in the
+// kernel's backlog rather than being accepted and reset.
 //
 // Handler.OnClose is called exactly once, after close(2), with the reason.
 // Closing the fd removes it from the epoll set, because connection fds are
@@ -95,8 +109,8 @@
 //
 // Shutdown(grace): accept what is already queued, close the listeners, read
 // any input already waiting, call Drainer.OnDrain for every connection (HTTP
-// closes idle keep-alive connections and marks the request in flight to end
-// with "Connection: close"), serve the rest until they close or grace passes,
+// marks every connection to end with "Connection: close" after the request in
+// flight or the next one, and gives idle ones to Conn.CloseWhenQuiet), serve the rest until they close or grace passes,
 // then close them. Run returns when no connection is left. Stop closes
 // everything at once.
 //

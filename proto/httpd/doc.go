@@ -118,13 +118,25 @@
 //
 // # Draining
 //
-// Handler implements loop.Drainer: on a graceful stop, idle keep-alive
-// connections (at least one response written, nothing buffered) close at once
-// (loop.ReasonShutdown), and a connection with a request in flight (a partial
-// head or an unfinished body) gets its response with "Connection: close" and
-// closes after it. So does a new connection that has not sent its first
-// request yet: its client connected to send one, and closing it would fail
-// that request; the grace period bounds how long it may take. Input that completes a request
-// once the loop is draining (Loop.Draining), even before OnDrain reaches the
+// Handler implements loop.Drainer: when the worker drains (reload, scale
+// down, graceful stop), every connection ends after the request in flight
+// or, if there is none, after the next request, which is answered with
+// "Connection: close". An idle keep-alive connection, or a new one that has
+// not sent its first request yet, is closed only once it has been quiet for
+// the loop's DrainQuiet (1 s, loop.Conn.CloseWhenQuiet): closing it at once
+// would fail a request already on its way, and the client could not tell
+// that from a server that died under it. Input that completes a request once
+// the loop is draining (Loop.Draining), even before OnDrain reaches the
 // connection, is answered the same way.
+//
+// # Timeouts and pipelining
+//
+// A request head must arrive whole within the loop's HeaderTimeout
+// (--header-timeout, 10 s) of its first bytes, or it is answered 408 and the
+// connection closes lingering (Server.OnHeadTimeout); a body is bounded by
+// the idle timeout between reads. Pipelined requests are answered only
+// while the connection's output is under the loop's high-water mark
+// (loop.Conn.OutputRoom); the rest wait in the input until the client has
+// read what went before (loop.Conn.Yield), so a client that pipelines
+// without reading cannot make the server build answers without bound.
 package httpd
