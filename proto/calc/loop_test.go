@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prefork/prefork/internal/looptest"
 	"github.com/prefork/prefork/internal/testkit"
@@ -200,4 +201,43 @@ func TestLoopbackManyConns(t *testing.T) {
 	if got := requests(t, l, h); got != conns*perConn {
 		t.Errorf("Requests() = %d, want %d", got, conns*perConn)
 	}
+}
+
+// TestFrameHeaderTimeout: a frame cut short and never finished closes its
+// connection after the loop's HeaderTimeout; a connection whose frames
+// complete, however slowly between them, stays.
+func TestFrameHeaderTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := calc.New()
+	addr, l := looptest.Start(t, loop.Config{Handler: h, HeaderTimeout: timeout})
+	stuck, good := testkit.Dial(t, addr), testkit.Dial(t, addr)
+	frame := calc.AppendRawRequest(nil, []byte("1 + 2"))
+	if _, err := stuck.Write(frame[:len(frame)-1]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	closedAt := make(chan time.Duration, 1)
+	go func() {
+		_, err := io.ReadAll(stuck)
+		if err != nil {
+			t.Errorf("stuck client: want a clean close, got %v", err)
+		}
+		closedAt <- time.Since(start)
+	}()
+	for time.Since(start) < 2*timeout {
+		if _, err := good.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(good, make([]byte, 1)); err != nil {
+			t.Fatalf("good client: %v", err)
+		}
+		time.Sleep(timeout / 5) // the client's pace
+	}
+	if el := <-closedAt; el < timeout {
+		t.Errorf("closed after %v, before the header timeout", el)
+	}
+	testkit.WaitFor(t, "header timeout counted", 10*time.Second, func() bool {
+		st := looptest.OnLoop(t, l, l.Stats)
+		return st.Closed[loop.ReasonHeaderTimeout] == 1 && st.Active == 1
+	})
 }
