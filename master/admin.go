@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
@@ -113,6 +114,9 @@ func listenAdmin(path string) (net.Listener, error) {
 	return ln, nil
 }
 
+// adminMaxLine bounds what the master reads of a client: a command line.
+const adminMaxLine = 4096
+
 // adminPeerAllowed is whether a client of uid may use the admin socket: root
 // and the master's own user. The socket's mode already keeps others out;
 // this holds if the mode is widened (by hand, or a directory's ACL).
@@ -157,9 +161,18 @@ func (m *Master) serveAdmin(c net.Conn) {
 		m.log.Warn("admin socket: refused a client that is neither root nor the master's user",
 			"peer_uid", cred.Uid, "peer_pid", cred.Pid, "master_uid", os.Geteuid())
 		writeAdminError(c, fmt.Errorf("admin socket: refused: uid %d is neither root nor the master's uid %d", cred.Uid, os.Geteuid()))
+		// The client writes its command before it reads: closing now
+		// would fail that write (EPIPE) before it sees the answer. So
+		// end our side, and discard what it sends until it closes, at
+		// most adminMaxLine bytes and a second.
+		if uc, ok := c.(*net.UnixConn); ok {
+			_ = uc.CloseWrite()
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, adminMaxLine))
 		return
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, adminMaxLine)).ReadString('\n')
 	if err != nil && line == "" {
 		return
 	}
