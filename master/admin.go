@@ -2,14 +2,19 @@ package master
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Status is the answer to the admin "status" command.
@@ -42,7 +47,9 @@ type adminReply struct {
 }
 
 // startAdmin listens on the admin socket; each connection sends one command
-// line and reads one JSON reply.
+// line and reads one JSON reply. The socket is mode 0600 from the moment it
+// exists (listenAdmin), and a client whose uid is neither root nor the
+// master's is refused (serveAdmin).
 func (m *Master) startAdmin() error {
 	path := m.cfg.AdminSocket
 	// A socket file left by a master that died can be replaced; a live one
@@ -52,11 +59,10 @@ func (m *Master) startAdmin() error {
 		return fmt.Errorf("admin socket %s: another master is listening", path)
 	}
 	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenAdmin(path)
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
-	_ = os.Chmod(path, 0o600)
 	m.admin = ln
 	go func() {
 		for {
@@ -70,10 +76,103 @@ func (m *Master) startAdmin() error {
 	return nil
 }
 
+// adminMode is the admin socket's mode: connect(2) to a unix socket needs
+// write permission on it, so only its owner (the master's user) and root
+// can reach it.
+const adminMode = 0o600
+
+// listenAdmin creates the admin socket at path with mode adminMode and no
+// moment at which it is wider. bind(2) creates the socket's file with the
+// mode of the socket's inode less the umask, so the mode is set with
+// fchmod(2) on the unbound socket (ListenConfig.Control runs between
+// socket(2) and bind(2)): the file appears 0600. Listening first and
+// chmod-ing after would leave it 0777 &^ umask until the chmod, long enough
+// for a local user to connect; a umask around the bind would change the
+// mode of every file the master's other goroutines create meanwhile.
+func listenAdmin(path string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = unix.Fchmod(int(fd), adminMode) }); cerr != nil {
+			return cerr
+		}
+		return os.NewSyscallError("fchmod", err)
+	}}
+	ln, err := lc.Listen(context.Background(), "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// What the kernel made of it: refuse to serve on a wider socket.
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: %w", path, os.NewSyscallError("lstat", err))
+	}
+	if st.Mode&0o077 != 0 {
+		ln.Close()
+		return nil, fmt.Errorf("%s: created with mode %#o, want %#o", path, st.Mode&0o7777, adminMode)
+	}
+	return ln, nil
+}
+
+// adminMaxLine bounds what the master reads of a client: a command line.
+const adminMaxLine = 4096
+
+// adminPeerAllowed is whether a client of uid may use the admin socket: root
+// and the master's own user. The socket's mode already keeps others out;
+// this holds if the mode is widened (by hand, or a directory's ACL).
+func adminPeerAllowed(uid uint32) bool {
+	return uid == 0 || uid == uint32(os.Geteuid())
+}
+
+// peerCred is the identity of the process that connected c (SO_PEERCRED:
+// as of its connect(2)).
+func peerCred(c net.Conn) (*unix.Ucred, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("not a unix socket: %T", c)
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if gerr != nil {
+		return nil, os.NewSyscallError("getsockopt SO_PEERCRED", gerr)
+	}
+	return cred, nil
+}
+
 func (m *Master) serveAdmin(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
+	cred, err := peerCred(c)
+	if err != nil {
+		m.log.Warn("admin socket: cannot tell who connected: closing", "err", err)
+		return
+	}
+	if !adminPeerAllowed(cred.Uid) {
+		// Refused before reading a byte of what the client sent.
+		m.log.Warn("admin socket: refused a client that is neither root nor the master's user",
+			"peer_uid", cred.Uid, "peer_pid", cred.Pid, "master_uid", os.Geteuid())
+		writeAdminError(c, fmt.Errorf("admin socket: refused: uid %d is neither root nor the master's uid %d", cred.Uid, os.Geteuid()))
+		// The client writes its command before it reads: closing now
+		// would fail that write (EPIPE) before it sees the answer. So
+		// end our side, and discard what it sends until it closes, at
+		// most adminMaxLine bytes and a second.
+		if uc, ok := c.(*net.UnixConn); ok {
+			_ = uc.CloseWrite()
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, adminMaxLine))
+		return
+	}
+	line, err := bufio.NewReader(io.LimitReader(c, adminMaxLine)).ReadString('\n')
 	if err != nil && line == "" {
 		return
 	}
@@ -81,15 +180,22 @@ func (m *Master) serveAdmin(c net.Conn) {
 	m.post(evAdmin{cmd: strings.TrimSpace(line), reply: reply})
 	select {
 	case r := <-reply:
-		body := r.body
 		if r.err != nil {
-			body, _ = json.Marshal(struct {
-				Error string `json:"error"`
-			}{r.err.Error()})
+			writeAdminError(c, r.err)
+			return
 		}
-		_, _ = c.Write(append(body, '\n'))
+		_, _ = c.Write(append(r.body, '\n'))
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// writeAdminError answers with {"error": ...}, which QueryStatus returns as
+// its error.
+func writeAdminError(c net.Conn, e error) {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{e.Error()})
+	_, _ = c.Write(append(body, '\n'))
 }
 
 func (m *Master) onAdmin(cmd string) adminReply {

@@ -238,6 +238,12 @@ func ParseWorkers(s string) (int, error) {
 // primary group unless --group names another, and the user's supplementary
 // groups (initgroups). The child switches identity after fork, before exec,
 // so it has inherited the sockets already and never runs worker code as root.
+//
+// Groups is never nil: os.StartProcess calls setgroups(2) with it, so the
+// master's own supplementary groups (root's) are replaced by exactly the
+// user's memberships in the group database (their primary group is the gid
+// already), or by none with --group alone or when the database cannot say.
+// With --group alone the uid stays the master's: workers run as root.
 func credential(userName, groupName string) (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("--user/--group: the master must run as root to switch the workers' identity (it runs as uid %d)", os.Geteuid())

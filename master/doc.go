@@ -90,6 +90,85 @@
 // that is killed, EOF on the control socket a master that exits; a master
 // running as PID 1 reaps every child, not only its workers.
 //
+// # Privileges
+//
+// With --user (and --group) the master runs as root and its workers as that
+// user. The switch happens in the child between fork and exec
+// (SysProcAttr.Credential, from credential in config.go): setgroups, setgid,
+// setuid. Done as root, these set all four ids — real, effective, saved and
+// filesystem — so a worker's /proc/PID/status reads "Uid: 65534 65534 65534
+// 65534" and setuid(0) is refused to it; and with no uid 0 left the kernel
+// clears its permitted, effective and ambient capabilities. The worker's
+// code, from its first instruction, runs as the user; all it holds from
+// before the switch are the fds the master gave it (the control socket, the
+// listeners, the access log, the --root directory), deliberately.
+//
+// Supplementary groups are the user's, as initgroups(3) makes them for
+// nginx's workers: the user's memberships in the group database, its gid
+// being the primary one; never the master's. setgroups is always called, so
+// root's groups (0, and whatever the service manager gave the master) do not
+// reach a worker: for nobody, Groups: is empty. --group alone changes only
+// the gid: the workers stay root.
+//
+// Two things Credential cannot ask for are set on the thread that forks the
+// workers (spawn.go, confineThread), which every worker is a copy of:
+//
+//	no_new_privs   no execve in a worker gains a privilege: setuid-root and
+//	               setgid binaries run with the worker's ids, file
+//	               capabilities are ignored; it cannot be unset
+//	               (/proc/PID/status: NoNewPrivs: 1)
+//	inheritable    setuid does not clear it: a master started with one
+//	and ambient    (systemd's AmbientCapabilities=, CapabilityInheritable=)
+//	capabilities   would pass it on, and under SECBIT_NO_SETUID_FIXUP the
+//	               ambient set would give the worker the capability back
+//	               through its exec
+//
+// So CapInh, CapPrm, CapEff and CapAmb of every thread of every worker are 0.
+// The worker cannot do this itself: prctl and capset act on one thread, and
+// with cgo linked in syscall.AllThreadsSyscall is refused; a thread the
+// runtime started before the call would keep the old state. The bounding set
+// is left as it is: with no_new_privs nothing can raise a capability through
+// it. security_test.go checks all of it, for every thread, at start, after a
+// HUP and after a crash, with a master started with root's groups and an
+// inheritable and ambient capability.
+//
+// The master itself stays root. It needs to for what it does after the
+// start: forking workers as another user (CAP_SETUID, CAP_SETGID) at every
+// reload and crash; binding new sockets on TTIN, where a port below 1024
+// needs CAP_NET_BIND_SERVICE and a socket joining a SO_REUSEPORT group must
+// have the effective uid of the group's first; signalling workers of another
+// uid; removing the pidfile and the admin socket from root's directories at
+// exit. What it holds:
+//
+//	listening sockets   bound as root, kept across reloads and crashes
+//	access log          opened O_APPEND as root; workers write it through
+//	                    the inherited fd, never by path
+//	--root directory    an O_PATH fd: workers reach the tree below it
+//	                    whatever the permissions of the directories above
+//	admin socket        a unix socket, mode 0600 (see below)
+//	pidfile             written atomically, removed at exit
+//	metrics listener    127.0.0.1:9464 unless --metrics-listen says otherwise
+//	control sockets     one socketpair per worker
+//
+// It never touches client traffic: connections are accepted by, and never
+// leave, the workers. What reaches it from outside is what it parses: a
+// worker's control datagrams (at most wire.MaxMessage bytes, formats in
+// wire), HTTP requests on the metrics address, and admin commands.
+//
+// The metrics address (/metrics, /healthz, /readyz) is loopback by default:
+// the series say much about the server, and the fallback when the default
+// port is taken is a free port of 127.0.0.1 too. The admin socket is created
+// 0600, so only the master's user and root can connect(2) to it: the mode is
+// set by fchmod(2) on the socket before bind(2), which creates the file with
+// the socket inode's mode less the umask — there is no moment at which the
+// file exists wider (a chmod after listening would leave one; a umask
+// around the bind would change every file the master's other goroutines
+// create meanwhile). Should the mode be widened anyway, each connection's
+// SO_PEERCRED is checked before anything is read: a uid that is neither 0
+// nor the master's gets {"error": "admin socket: refused: ..."}, and the
+// refusal is logged with the peer's uid and pid. A command line is read to
+// at most 4 KiB.
+//
 // # Files
 //
 //	master.go      events, New, Run: the goroutine that owns the table

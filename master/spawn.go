@@ -20,6 +20,9 @@ import (
 // runtime might retire, could kill a healthy worker.
 type spawner struct {
 	reqs chan spawnReq
+	// confined: the spawner's thread has no_new_privs and no inheritable or
+	// ambient capabilities (confineThread). Only read and written there.
+	confined bool
 }
 
 type spawnReq struct {
@@ -82,13 +85,25 @@ func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net
 		},
 	}
 	if cfg.cred != nil { // --user/--group, resolved by Config.Validate
+		// setgroups(Groups: never nil, so root's are gone), setgid, setuid:
+		// as root these set the real, effective, saved and filesystem ids,
+		// and the kernel clears the permitted, effective and ambient
+		// capabilities when no uid is 0 any more.
 		attr.Sys.Credential = cfg.cred
 	}
 	argv := append([]string{os.Args[0]}, cfg.WorkerArgs...)
 	argv = append(argv, "slot="+strconv.Itoa(spec.Slot)) // shows in ps
 
 	var proc *os.Process
-	r := spawnReq{fn: func() { proc, err = os.StartProcess(cfg.Exe, argv, attr) }, reply: make(chan struct{})}
+	r := spawnReq{fn: func() {
+		if cfg.cred != nil && !s.confined {
+			if err = confineThread(); err != nil {
+				return // no worker runs as --user without it
+			}
+			s.confined = true
+		}
+		proc, err = os.StartProcess(cfg.Exe, argv, attr)
+	}, reply: make(chan struct{})}
 	s.reqs <- r
 	<-r.reply
 	if err != nil {
@@ -106,6 +121,45 @@ func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net
 		return 0, nil, fmt.Errorf("control socket: %w", err)
 	}
 	return pid, fc.(*net.UnixConn), nil
+}
+
+// confineThread gives the calling thread (the spawner's) what SysProcAttr
+// cannot ask for: no_new_privs, and empty inheritable and ambient capability
+// sets. A child is a copy of the thread that forks it, and these survive the
+// setuid and the execve, so every worker runs with them from its first
+// instruction, on every one of its threads. The worker itself could not do
+// as much: prctl and capset act on one thread, and with cgo linked in (it
+// is: os/user, net) syscall.AllThreadsSyscall is not available.
+//
+//   - no_new_privs: no execve in a worker can gain a privilege (setuid and
+//     setgid bits, file capabilities); it cannot be unset.
+//   - inheritable: setuid keeps it, so a master started with one (systemd's
+//     CapabilityInheritable=, AmbientCapabilities=) would hand it on.
+//   - ambient: setuid clears it, unless the master runs with
+//     SECBIT_NO_SETUID_FIXUP; then the worker would keep the capabilities
+//     through its execve.
+//
+// The master's other threads keep what they have, and this one its
+// permitted and effective sets: it still needs CAP_SETUID and CAP_SETGID
+// for the next child's switch.
+func confineThread() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
+	}
+	// EINVAL: a kernel before 4.3 has no ambient set to clear.
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return os.NewSyscallError("prctl PR_CAP_AMBIENT_CLEAR_ALL", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData // version 3: two 32-bit words per set
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capget", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capset", err)
+	}
+	return nil
 }
 
 // workerEnv is the master's environment for a worker: systemd's per-process
