@@ -45,6 +45,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -407,6 +408,7 @@ func chaosRun(ctx context.Context, srv *server, o options) (int, error) {
 		fmt.Printf("server:   %d workers at the end, %d reloads counted, restarts after crashes %s\n",
 			st.Desired, st.Reloads, strings.Join(restarts, ", "))
 	}
+	fmt.Printf("server log: %s\n", logDigest(srv.logPath))
 	if interrupted {
 		return 130, errors.New("interrupted")
 	}
@@ -417,6 +419,45 @@ func chaosRun(ctx context.Context, srv *server, o options) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// logDigest counts the master's warnings and errors by message, and the
+// longest crash-loop backoff (connections hashed to a slot whose worker is
+// backing off wait that long in its queue).
+func logDigest(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	msgs := map[string]int{}
+	var longest time.Duration
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+			Delay int64  `json:"delay"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || (rec.Level != "WARN" && rec.Level != "ERROR") {
+			continue
+		}
+		msgs[rec.Level+" "+strconv.Quote(rec.Msg)]++
+		if rec.Msg == "worker crash loop: backing off" {
+			longest = max(longest, time.Duration(rec.Delay))
+		}
+	}
+	keys := make([]string, 0, len(msgs))
+	for k := range msgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d× %s", msgs[k], k)
+	}
+	if len(parts) == 0 {
+		return "no warning or error"
+	}
+	return fmt.Sprintf("%s; longest crash backoff %v", strings.Join(parts, ", "), longest)
 }
 
 // ---------------------------------------------------------------- leak check

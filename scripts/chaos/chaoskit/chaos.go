@@ -12,9 +12,9 @@
 // retired — is a defect of reloads or scaling, whose target is zero. To tell
 // them apart exactly, KillWorker freezes the worker with SIGSTOP, waits until
 // every one of its threads is stopped (so it can accept nothing more), reads
-// which client connections it holds — the socket inodes of /proc/PID/fd
-// matched with /proc/net/tcp, whose lines give each inode's ports — and only
-// then sends SIGKILL. A connection's fd never leaves the worker that accepted
+// which client connections it holds — the peer address of every TCP socket
+// in its fd table, through pidfd_getfd (PeerPorts) — and only then sends
+// SIGKILL. A connection's fd never leaves the worker that accepted
 // it, so that set is exactly the connections that die with the worker. A
 // failed request is the killed worker's if its connection's client port is
 // in the set of a kill that happened while the connection was open (between
@@ -49,6 +49,9 @@ type Event struct {
 	// Exact (SIGKILL only): every thread of the victim was seen stopped
 	// before Ports was read, and Ports was read without error.
 	Exact bool
+	// Frozen (SIGKILL only) is how long the victim was stopped before it
+	// was killed: the chaos's own delay to the victim's queue.
+	Frozen time.Duration
 }
 
 // Chaos signals a master and its workers and records what it did.
@@ -96,6 +99,7 @@ func (c *Chaos) Signal(sig unix.Signal) error {
 // SIGKILL. It kills the worker even if reading its connections failed (the
 // event is then not Exact) and returns that error.
 func (c *Chaos) KillWorker(pid int) (Event, error) {
+	frozen := time.Now()
 	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 		return Event{}, os.NewSyscallError("kill", err)
 	}
@@ -107,7 +111,7 @@ func (c *Chaos) KillWorker(pid int) (Event, error) {
 	if kerr := unix.Kill(pid, unix.SIGKILL); kerr != nil && err == nil {
 		err = os.NewSyscallError("kill", kerr)
 	}
-	ev := Event{At: at, What: "SIGKILL", PID: pid, Ports: ports, Exact: stopped && err == nil}
+	ev := Event{At: at, What: "SIGKILL", PID: pid, Ports: ports, Exact: stopped && err == nil, Frozen: time.Since(frozen)}
 	c.record(ev)
 	return ev, err
 }

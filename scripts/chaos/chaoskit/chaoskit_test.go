@@ -19,45 +19,6 @@ import (
 	"github.com/prefork/prefork/internal/testkit"
 )
 
-func TestParseTCPLine(t *testing.T) {
-	tests := []struct {
-		name    string
-		line    string
-		want    tcpSocket
-		wantErr bool
-	}{
-		{name: "ipv4 established",
-			line: "   3: 0100007F:A1B3 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1",
-			want: tcpSocket{localPort: 0xA1B3, remotePort: 0xD2A4, state: 1, inode: 4242}},
-		{name: "ipv4 listen",
-			line: "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0000000000000000 100 0 0 10 0",
-			want: tcpSocket{localPort: 8080, remotePort: 0, state: tcpListen, inode: 17}},
-		{name: "time wait has no inode",
-			line: "  12: 0100007F:1F90 0100007F:8CA0 06 00000000:00000000 03:00000A2B 00000000     0        0 0 3 0000000000000000",
-			want: tcpSocket{localPort: 8080, remotePort: 0x8CA0, state: 6, inode: 0}},
-		{name: "ipv6",
-			line: "   1: 00000000000000000000000001000000:1F90 00000000000000000000000001000000:C350 01 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 20 4 0 10 -1",
-			want: tcpSocket{localPort: 8080, remotePort: 50000, state: 1, inode: 99}},
-		{name: "too few fields", line: "   1: 0100007F:1F90 0100007F:C350 01", wantErr: true},
-		{name: "no port", line: "   3: 0100007F 0100007F:D2A4 01 0:0 0:0 0 0 0 4242 1", wantErr: true},
-		{name: "bad inode", line: "   3: 0100007F:A1B3 0100007F:D2A4 01 0:0 0:0 0 0 0 x 1", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseTCPLine(tc.line)
-			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("got %+v, nil; want an error", got)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestParseVmRSS(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -124,7 +85,10 @@ func TestSummarize(t *testing.T) {
 		{"port reused after the kill", Failure{Port: 1001, Dialed: at(1500), At: at(1600), Nth: 1}, [5]int{0, 0, 0, 1, 1}},
 		{"failed before the kill", Failure{KeepAlive: true, Port: 1001, Dialed: at(100), At: at(900), Nth: 2}, [5]int{0, 0, 1, 0, 0}},
 		{"another port near the kill", Failure{Port: 2000, Dialed: at(990), At: at(1010), Nth: 1}, [5]int{0, 0, 0, 1, 1}},
-		{"dial failed near the kill", Failure{Dialed: at(990), At: at(995), Nth: 1}, [5]int{0, 0, 0, 1, 1}},
+		{"dial failed across the kill", Failure{Dialed: at(990), At: at(1005), Nth: 1}, [5]int{0, 0, 0, 1, 1}},
+		{"dial failed just before the kill", Failure{Dialed: at(990), At: at(995), Nth: 1}, [5]int{0, 0, 0, 1, 0}},
+		{"dialed within a second after the kill", Failure{Port: 2001, Dialed: at(1900), At: at(2500), Nth: 1}, [5]int{0, 0, 0, 1, 1}},
+		{"dialed over a second after the kill", Failure{Port: 2002, Dialed: at(2100), At: at(2500), Nth: 1}, [5]int{0, 0, 0, 1, 0}},
 		{"keep-alive after a HUP", Failure{KeepAlive: true, Port: 3000, Dialed: at(2500), At: at(3100), Nth: 9}, [5]int{0, 0, 1, 0, 0}},
 		{"first request far from the kill", Failure{KeepAlive: true, Port: 3001, Dialed: at(3050), At: at(3100), Nth: 1}, [5]int{0, 0, 0, 1, 0}},
 	}

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// NearKill is how close to a SIGKILL (before or after) a failure on a new
-// connection counts as "during a SIGKILL" in Summary.NearKill.
+// NearKill: a failure on a new connection counts as "during a SIGKILL" in
+// Summary.NearKill if a SIGKILL came between NearKill before its dial and
+// its failure (its connection may have waited in the dead worker's queue).
 const NearKill = time.Second
 
 // Summary sorts a load's requests and failures against the chaos's events.
@@ -26,9 +27,10 @@ type Summary struct {
 	// before; OtherFresh were the first request of their connection (the
 	// dial included).
 	OtherReused, OtherFresh int
-	// NearKill of the OtherFresh failed within NearKill of a SIGKILL: a
-	// connection queued in the listening socket when a worker died, lost
-	// (or waiting longer than the load's timeout for the slot's worker).
+	// NearKill of the OtherFresh had a SIGKILL between NearKill before
+	// their dial and their failure: a connection queued in the listening
+	// socket when a worker died, lost (or waiting longer than the load's
+	// timeout for the slot's worker).
 	NearKill int
 	// OtherClasses counts the other failures by Failure.Class, the reused
 	// and the fresh apart ("keep-alive: ..." / "new connection: ...").
@@ -42,6 +44,7 @@ type Summary struct {
 	Signals      map[string]int // events by What
 	KillsInexact int            // SIGKILLs whose victim's connections are not known for sure
 	HeldByKilled int            // connections the killed workers held when they died
+	MaxFrozen    time.Duration  // the longest a victim was stopped before its SIGKILL
 	Latency      []time.Duration
 }
 
@@ -58,6 +61,7 @@ func Summarize(l *Load, events []Event) Summary {
 		if e.What == "SIGKILL" {
 			kills = append(kills, e)
 			s.HeldByKilled += len(e.Ports)
+			s.MaxFrozen = max(s.MaxFrozen, e.Frozen)
 			if !e.Exact {
 				s.KillsInexact++
 			}
@@ -79,7 +83,7 @@ func Summarize(l *Load, events []Event) Summary {
 			what = "keep-alive: "
 		} else {
 			s.OtherFresh++
-			if nearest(f.At, kills) <= NearKill {
+			if killDuring(f.Dialed.Add(-NearKill), f.At, kills) {
 				s.NearKill++
 			}
 		}
@@ -111,17 +115,14 @@ func killedBy(f Failure, kills []Event) *Event {
 	return nil
 }
 
-// nearest returns how far t is from the closest of events (before or after).
-func nearest(t time.Time, events []Event) time.Duration {
-	best := time.Duration(1<<63 - 1)
-	for _, e := range events {
-		d := t.Sub(e.At)
-		if d < 0 {
-			d = -d
+// killDuring reports whether one of kills happened in [from, to].
+func killDuring(from, to time.Time, kills []Event) bool {
+	for _, k := range kills {
+		if !k.At.Before(from) && !k.At.After(to) {
+			return true
 		}
-		best = min(best, d)
 	}
-	return best
+	return false
 }
 
 // lastBefore returns the latest of events at or before t.
@@ -153,7 +154,8 @@ func (s Summary) Write(w io.Writer, start time.Time, events []Event) {
 	for _, k := range []string{"SIGKILL", "HUP", "TTIN", "TTOU"} {
 		sigs = append(sigs, fmt.Sprintf("%s %d", k, s.Signals[k]))
 	}
-	fmt.Fprintf(w, "chaos:    %s; the killed workers held %d client connections", strings.Join(sigs, ", "), s.HeldByKilled)
+	fmt.Fprintf(w, "chaos:    %s; the killed workers held %d client connections (stopped for at most %v before the kill)",
+		strings.Join(sigs, ", "), s.HeldByKilled, s.MaxFrozen.Round(time.Microsecond))
 	if s.KillsInexact > 0 {
 		fmt.Fprintf(w, " (%d kills inexact)", s.KillsInexact)
 	}
@@ -166,7 +168,7 @@ func (s Summary) Write(w io.Writer, start time.Time, events []Event) {
 		s.Killed, s.KilledReused, s.Killed-s.KilledReused)
 	fmt.Fprintf(w, "failed otherwise (reload/scaling; target 0):\n")
 	fmt.Fprintf(w, "  reload, keep-alive:      %d\n", s.OtherReused)
-	fmt.Fprintf(w, "  reload, new connection:  %d (%d within %v of a SIGKILL)\n", s.OtherFresh, s.NearKill, NearKill)
+	fmt.Fprintf(w, "  reload, new connection:  %d (%d with a SIGKILL from %v before the dial to the failure)\n", s.OtherFresh, s.NearKill, NearKill)
 	if s.Failed > int64(s.Killed+s.OtherReused+s.OtherFresh) {
 		fmt.Fprintf(w, "  (only the first %d failures were kept and sorted)\n", maxFailures)
 	}
