@@ -101,9 +101,9 @@ func stableFDs(t testing.TB, pid int) int {
 	return last
 }
 
-// TestChaos: a load of new and keep-alive connections goes on while workers
-// are SIGKILLed (one idle, one just added, one during a reload) and the
-// master reloads and scales up and down. Every failed request must be on a
+// TestChaos, in both modes: a load of new and keep-alive connections goes on
+// while workers are SIGKILLed (one idle, one just added, one during a reload)
+// and the master reloads and scales up and down. Every failed request must be on a
 // connection a killed worker held when it died: none may be lost to a reload
 // or to scaling, whether queued, new or keep-alive.
 //
@@ -112,7 +112,13 @@ func stableFDs(t testing.TB, pid int) int {
 // on its way when the connection closes (reload, keep-alive failures).
 func TestChaos(t *testing.T) {
 	quickExit(t)
-	s := startServer(t, 2)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { testChaos(t, mode) })
+	}
+}
+
+func testChaos(t *testing.T, mode string) {
+	s := startServer(t, 2, "--mode", mode)
 	ch, err := chaoskit.New(s.pid, s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +187,7 @@ func TestChaos(t *testing.T) {
 		return len(s.status().Workers) > 2
 	})
 	old = kill(1)
-	s.waitReady(2)
+	waitReloaded(t, s, before) // a killed worker's replacement is newer too
 	if pid := s.readyWorkers()[1]; pid == old {
 		t.Fatalf("slot 1 still has the killed worker %d", old)
 	}
