@@ -27,9 +27,13 @@
 // exactly), and every other failure: "reload, keep-alive" (a request on a
 // keep-alive connection that had been answered before) and "reload, new
 // connection" (the first request of a connection, its dial included), with
-// how many of the latter were within a second of a SIGKILL (connections
-// queued when a worker died: the master keeps each slot's socket, so its
-// queue should wait for the replacement). It exits 1 if any request failed
+// how many of the latter had a SIGKILL between a second before their dial
+// and their failure (connections queued when a worker died: the master keeps
+// each slot's socket, so its queue waits for the replacement — through the
+// slot's crash backoff, which -timeout may not outlast; the max latency and
+// the longest backoff in the server's log show it). The SIGKILLed workers
+// are stopped (SIGSTOP) for a moment first, while their connections are
+// read; the report gives the longest such stop. It exits 1 if any request failed
 // other than on a killed worker's connection: the target is 0.
 //
 // Leak check (-leak N): under a light load (one new-connection goroutine,
