@@ -17,7 +17,7 @@ import (
 
 	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/master"
-	"github.com/prefork/prefork/scripts/chaos/chaoskit"
+	"github.com/prefork/prefork/internal/chaoskit"
 )
 
 // The short form of scripts/chaos (same engine, package chaoskit): a load of

@@ -68,7 +68,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prefork/prefork/master"
-	"github.com/prefork/prefork/scripts/chaos/chaoskit"
+	"github.com/prefork/prefork/internal/chaoskit"
 )
 
 type options struct {
