@@ -335,7 +335,7 @@ func exitString(ws unix.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exit %d", ws.ExitStatus())
 	case ws.Signaled():
-		return "killed by " + ws.Signal().String()
+		return "killed by " + unix.SignalName(ws.Signal())
 	}
 	return fmt.Sprintf("status %#x", int(ws))
 }
