@@ -18,8 +18,8 @@ const MaxHeadSize = 8 << 10
 var ErrIncomplete = errors.New("http: incomplete request head")
 
 // Error is a request the server rejects. Status is the HTTP status the
-// response carries (400, 413, 414, 417, 431, 501 or 505); the connection is
-// closed after it.
+// response carries (400, 414, 431, 501 or 505 from ParseRequest; 413 and
+// 417 from the server); the connection is closed after it.
 type Error struct {
 	Status int
 	Reason string
@@ -82,13 +82,13 @@ const (
 	flagTE                               // a Transfer-Encoding header was seen
 	flagBadTE                            // ... malformed, or a coding after chunked: 400
 	flagOtherTE                          // ... with a coding before chunked that is not implemented: 501
-	flagBadExpect                        // an expectation other than 100-continue: 417
+	flagBadExpect                        // an expectation other than 100-continue: the server answers 417
 	flagAbsolute                         // the target is in absolute-form: its authority is the Host
 )
 
 // flagsRare are the flags that finish checks beyond the Host rule; none is
 // set by a common request, so finish costs it one test.
-const flagsRare = flagTE | flagBadExpect | flagAbsolute
+const flagsRare = flagTE | flagAbsolute
 
 // Request is a parsed request head. The byte slices alias the parsed buffer
 // and are valid only as long as it is; ParseRequest never allocates.
@@ -133,21 +133,26 @@ type charClasses struct {
 	hexVal  [256]int8  // hex digit value, -1 for other bytes
 	// target8 is 1 for the bytes a request-target may hold as they are
 	// (pchar, '/' and '?' of RFC 3986, plus the few that browsers send
-	// unescaped: see targetEnd), 0 for the others and for '%', which
+	// unescaped: see targetMask), 0 for the others and for '%', which
 	// must start an escape.
-	target8 [256]uint8
-	regName [256]bool // reg-name characters of RFC 3986 §3.2.2 but ',' and '%'
+	target8  [256]uint8
+	regName  [256]bool // reg-name characters of RFC 3986 §3.2.2 but ',' and '%'
+	hostName [256]bool // letters, digits, '-' and '.': the names hostScan takes
 }
 
 var classes = buildClasses()
 
+// The classes as package-level arrays, not pointers into classes: indexing
+// one is then a load from a fixed address, with no pointer to reload and
+// check for nil at every byte of a scan.
 var (
-	tchar   = &classes.tchar
-	tchar8  = &classes.tchar8
-	valueOK = &classes.valueOK
-	hexVal  = &classes.hexVal
-	target8 = &classes.target8
-	regName = &classes.regName
+	tchar    = classes.tchar
+	tchar8   = classes.tchar8
+	valueOK  = classes.valueOK
+	hexVal   = classes.hexVal
+	target8  = classes.target8
+	regName  = classes.regName
+	hostName = classes.hostName
 )
 
 func buildClasses() *charClasses {
@@ -168,6 +173,7 @@ func buildClasses() *charClasses {
 		alnum := cc.hexVal[c] >= 0 || (c|0x20 >= 'a' && c|0x20 <= 'z')
 		// unreserved and sub-delims but ','.
 		cc.regName[c] = alnum || (c < 0x80 && strings.IndexByte("-._~!$&'()*+;=", byte(c)) >= 0)
+		cc.hostName[c] = alnum || c == '-' || c == '.'
 		// Visible ASCII but '"', '#', '%', '<' and '>'.
 		if c > 0x20 && c < 0x7f && strings.IndexByte("\"#%<>", byte(c)) < 0 {
 			cc.target8[c] = 1
@@ -238,30 +244,22 @@ func tokenEnd(b []byte, i int) int {
 	return i
 }
 
-// targetEnd returns the index of the first byte at or after i that a
-// request-target may not hold as it is, or len(b): the SP after it,
-// normally, or a '%' (the caller checks the escape and goes on). Eight table
-// lookups are AND-ed per step, as in tokenEnd.
+// targetMask flags, in the high bit of each byte, the bytes of x below
+// 0x26 (controls, SP, '!', '"', '#', '$', '%'), '<', '>', DEL and those
+// >= 0x80. Only the lowest flag is exact. The request-target scan in
+// ParseRequest tests eight bytes at a time with it, and looks the first one
+// flagged up in target8, so a '!' or '$' costs a step.
 //
-// The bytes refused are those RFC 3986 excludes and no client sends
-// unescaped: controls, SP, DEL, every byte >= 0x80 (so raw UTF-8, overlong
-// forms included), '"', '<', '>' and '#' (a fragment is never sent). The
-// others RFC 3986 excludes, '[', ']', '\\', '^', '`', '{', '|' and '}',
-// are accepted: browsers following the WHATWG URL Standard send them
-// unescaped in paths and queries ("?a[]=1").
-func targetEnd(b []byte, i int) int {
-	for i+8 <= len(b) {
-		c := b[i : i+8 : i+8]
-		if target8[c[0]]&target8[c[1]]&target8[c[2]]&target8[c[3]]&
-			target8[c[4]]&target8[c[5]]&target8[c[6]]&target8[c[7]] == 0 {
-			break
-		}
-		i += 8
-	}
-	for i < len(b) && target8[b[i]] != 0 {
-		i++
-	}
-	return i
+// A request-target may hold the bytes of target8 and %XX escapes. The
+// bytes refused are those RFC 3986 excludes and no client sends unescaped:
+// controls, SP, DEL, every byte >= 0x80 (so raw UTF-8, overlong forms
+// included), '"', '<', '>' and '#' (a fragment is never sent). The others
+// RFC 3986 excludes, '[', ']', '\\', '^', '`', '{', '|' and '}', are
+// accepted: browsers following the WHATWG URL Standard send them unescaped
+// in paths and queries ("?a[]=1").
+func targetMask(x uint64) uint64 {
+	angle := (x | ones*2) ^ (ones * '>') // '<' or '>' become 0
+	return ctlMask(x, 0x26) | (x|(angle-ones)&^angle)&highs
 }
 
 // ParseRequest parses the request head at the start of b into r. It returns
@@ -285,38 +283,60 @@ func ParseRequest(b []byte, r *Request) (n int, err error) {
 		return more(b)
 	}
 
-	// Method: a token no longer than the longest one recognized.
+	// Method: a token no longer than the longest one recognized. "GET "
+	// is taken in one comparison.
 	start := i
-	lim := min(len(w), start+maxMethod+1)
-	for i < lim && tchar[w[i]] {
+	if len(w)-i >= 4 && binary.LittleEndian.Uint32(w[i:]) == 'G'|'E'<<8|'T'<<16|' '<<24 {
+		r.Method = w[i : i+3]
+		i += 4
+	} else {
+		lim := min(len(w), start+maxMethod+1)
+		for i < lim && tchar[w[i]] {
+			i++
+		}
+		if i-start > maxMethod {
+			return 0, ErrMethodTooLong // RFC 9112 §3: 501, not a wait for 8 KiB
+		}
+		if i == len(w) {
+			return more(b)
+		}
+		if c := w[i]; c != ' ' || i == start {
+			if c == ' ' || c == '\r' || c == '\n' {
+				return 0, ErrBadRequestLine // "GET\r\n", " / HTTP/1.1", "\r\r"
+			}
+			return 0, ErrBadMethod
+		}
+		r.Method = w[start:i]
+		if err := r.method(); err != nil {
+			return 0, err
+		}
 		i++
 	}
-	if i-start > maxMethod {
-		return 0, ErrMethodTooLong // RFC 9112 §3: 501, not a wait for 8 KiB
-	}
-	if i == len(w) {
-		return more(b)
-	}
-	if c := w[i]; c != ' ' || i == start {
-		if c == ' ' || c == '\r' || c == '\n' {
-			return 0, ErrBadRequestLine // "GET\r\n", " / HTTP/1.1", "\r\r"
-		}
-		return 0, ErrBadMethod
-	}
-	r.Method = w[start:i]
-	if err := r.method(); err != nil {
-		return 0, err
-	}
-	i++
 
-	// Request-target: the bytes targetEnd takes, and %XX escapes.
+	// Request-target: the bytes of target8, and %XX escapes.
 	start = i
 	for {
-		i = targetEnd(w, i)
+		for i+8 <= len(w) {
+			if m := targetMask(binary.LittleEndian.Uint64(w[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i+8 > len(w) {
+			for i < len(w) && target8[w[i]] != 0 {
+				i++
+			}
+		}
 		if i == len(w) {
 			return moreTarget(b)
 		}
-		if w[i] != '%' {
+		if c := w[i]; c == ' ' {
+			break
+		} else if target8[c] != 0 {
+			i++ // a '!' or '$' that targetMask flags
+			continue
+		} else if c != '%' {
 			break
 		}
 		for k := 1; k <= 2; k++ {
@@ -431,6 +451,12 @@ func ParseRequest(b []byte, r *Request) (n int, err error) {
 		for i < len(w) && (w[i] == ' ' || w[i] == '\t') {
 			i++
 		}
+		if len(name) == 4 && equalFold(name, "host") {
+			if i, err = r.hostField(b, w, i); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		vs := i
 		i = valueEnd(w, i)
 		if i == len(w) {
@@ -469,11 +495,8 @@ const maxMethod = 17
 // are case-sensitive, so "get" is not GET. Which registered methods a
 // resource allows is the handler's to say (Router answers 405 with Allow).
 func (r *Request) method() *Error {
-	m := r.Method
-	if len(m) == 3 && m[0] == 'G' && m[1] == 'E' && m[2] == 'T' {
-		return nil
-	}
-	switch string(m) {
+	switch string(r.Method) {
+	case "GET":
 	case "HEAD":
 		r.Flags |= FlagHEAD
 	case "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
@@ -537,6 +560,82 @@ func absoluteAuthority(t []byte) ([]byte, bool) {
 		end++
 	}
 	return t[:end], true
+}
+
+// hostField parses the value of a Host field that starts at w[i], after
+// the OWS, the same way as any field value (with the same errors), and
+// checks it is host[:port]. It returns the index after the line's CRLF.
+// The common value, a reg-name and an optional port right before the CR, is
+// checked eight bytes at a time as it is scanned; anything else (an
+// IP-literal, an escape, trailing OWS, an error, the end of the window) is
+// scanned as any value and then checked by validHost. b is the input, w
+// its first MaxHeadSize bytes.
+func (r *Request) hostField(b, w []byte, i int) (int, error) {
+	if r.Flags&FlagHost == 0 {
+		if j, ok := hostScan(w, i); ok && j+1 < len(w) && w[j+1] == '\n' {
+			r.Flags |= FlagHost
+			r.Host = w[i:j]
+			return j + 2, nil
+		}
+	}
+	return r.hostFieldSlow(b, w, i)
+}
+
+// hostFieldSlow is hostField for a second Host field and the values
+// hostScan leaves.
+func (r *Request) hostFieldSlow(b, w []byte, i int) (int, error) {
+	if r.Flags&FlagHost != 0 {
+		return 0, ErrDuplicateHost // RFC 9112 §3.2
+	}
+	vs := i
+	j := valueEnd(w, vs)
+	if j == len(w) {
+		return more(b)
+	}
+	if w[j] != '\r' {
+		if w[j] == '\n' {
+			return 0, ErrBareLF
+		}
+		return 0, ErrBadHeaderValue
+	}
+	ve := j
+	for ve > vs && (w[ve-1] == ' ' || w[ve-1] == '\t') {
+		ve--
+	}
+	if j+1 == len(w) {
+		return more(b)
+	}
+	if w[j+1] != '\n' {
+		return 0, ErrBareCR
+	}
+	if !validHost(w[vs:ve]) {
+		return 0, ErrBadHost
+	}
+	r.Flags |= FlagHost
+	r.Host = w[vs:ve]
+	return j + 2, nil
+}
+
+// hostScan is hostField's fast path: it returns the index of the CR that
+// ends the value at w[i:] and true when the value is a non-empty name of
+// letters, digits, '-' and '.', then optionally ':' and digits; false
+// leaves the value to the slow path (validHost).
+func hostScan(w []byte, i int) (int, bool) {
+	vs := i
+	for i < len(w) && hostName[w[i]] {
+		i++
+	}
+	if i == vs || i == len(w) {
+		return 0, false
+	}
+	if w[i] == ':' {
+		for i++; i < len(w) && w[i]-'0' <= 9; i++ {
+		}
+		if i == len(w) {
+			return 0, false
+		}
+	}
+	return i, w[i] == '\r'
 }
 
 // validHost reports whether h is uri-host [":" port] (RFC 9112 §3.2, RFC
@@ -705,21 +804,10 @@ func more(b []byte) (int, error) {
 }
 
 // field records a header field the server acts on and ignores the others.
-// Names are matched by length first, then ASCII case folding.
+// Names are matched by length first, then ASCII case folding. Host is
+// hostField's.
 func (r *Request) field(name, value []byte) error {
 	switch len(name) {
-	case 4:
-		if !equalFold(name, "host") {
-			return nil
-		}
-		if r.Flags&FlagHost != 0 {
-			return ErrDuplicateHost
-		}
-		if !validHost(value) {
-			return ErrBadHost
-		}
-		r.Flags |= FlagHost
-		r.Host = value
 	case 6:
 		if equalFold(name, "expect") {
 			r.expect(value)
@@ -751,11 +839,17 @@ func (r *Request) field(name, value []byte) error {
 
 // finish applies the checks that need the whole head.
 func (r *Request) finish() error {
+	if r.Flags&(FlagHost|flagsRare) == FlagHost {
+		return nil
+	}
+	return r.finishRare()
+}
+
+// finishRare is finish for the requests without Host or with a flag of
+// flagsRare.
+func (r *Request) finishRare() error {
 	if r.Minor >= 1 && r.Flags&FlagHost == 0 {
 		return ErrMissingHost
-	}
-	if r.Flags&flagsRare == 0 {
-		return nil
 	}
 	if r.Flags&flagTE != 0 {
 		switch {
@@ -768,9 +862,6 @@ func (r *Request) finish() error {
 		case r.Flags&flagOtherTE != 0:
 			return ErrUnsupportedTE
 		}
-	}
-	if r.Flags&flagBadExpect != 0 {
-		return ErrExpectation
 	}
 	if r.Flags&flagAbsolute != 0 {
 		// RFC 9112 §3.2.2: the target's authority, not the Host field
@@ -900,7 +991,8 @@ func quotedEnd(v []byte, i int) int {
 
 // expect records one Expect field: FlagExpectContinue for 100-continue,
 // flagBadExpect for any other expectation (RFC 9110 §10.1.1), which the
-// server cannot meet.
+// server cannot meet: it answers 417 (ErrExpectation). The request is
+// well-formed, so ParseRequest does not refuse it.
 func (r *Request) expect(v []byte) {
 	if equalFold(v, "100-continue") {
 		r.Flags |= FlagExpectContinue

@@ -1,7 +1,9 @@
 package httpd
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strings"
 	"testing"
 )
@@ -216,10 +218,14 @@ func TestParseRequest(t *testing.T) {
 		{name: "Host bracket inside", in: "GET / HTTP/1.1\r\nHost: a[::1]\r\n\r\n", err: ErrBadHost},
 		{name: "space before the first field", in: "GET / HTTP/1.1\r\n Host: h\r\n\r\n", err: ErrSpaceBeforeField},
 		{name: "whitespace line before the first field", in: "GET / HTTP/1.1\r\n\t\r\nHost: h\r\n\r\n", err: ErrSpaceBeforeField},
-		{name: "Expect other", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", err: ErrExpectation},
-		{name: "Expect with parameters", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue;a=b\r\n\r\n", err: ErrExpectation},
-		{name: "Expect other in a list", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x\r\n\r\n", err: ErrExpectation},
-		{name: "Expect other in 1.0", in: "PUT / HTTP/1.0\r\nExpect: x\r\n\r\n", err: ErrExpectation},
+		{name: "Expect other", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", n: -1,
+			check: &want{method: "PUT", target: "/", host: "h", minor: 1, flags: FlagHost | flagBadExpect, keepAlive: true}},
+		{name: "Expect with parameters", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue;a=b\r\n\r\n", n: -1,
+			check: &want{method: "PUT", target: "/", host: "h", minor: 1, flags: FlagHost | flagBadExpect, keepAlive: true}},
+		{name: "Expect other in a list", in: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x\r\n\r\n", n: -1,
+			check: &want{method: "PUT", target: "/", host: "h", minor: 1, flags: FlagHost | FlagExpectContinue | flagBadExpect, keepAlive: true}},
+		{name: "Expect other in 1.0", in: "PUT / HTTP/1.0\r\nExpect: x\r\n\r\n", n: -1,
+			check: &want{method: "PUT", target: "/", host: "", minor: 0, flags: flagBadExpect}},
 		{name: "CL and TE", in: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", err: ErrLengthAndChunked},
 		{name: "TE and CL", in: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", err: ErrLengthAndChunked},
 		{name: "CL letters", in: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", err: ErrBadContentLength},
@@ -327,12 +333,61 @@ func TestValueScanners(t *testing.T) {
 			if got := valueEnd(b, 0); got != wantV {
 				t.Fatalf("valueEnd with %#x at %d: got %d, want %d", c, pos, got, wantV)
 			}
-			wantT := len(b)
-			if c <= 0x20 || c >= 0x7f || strings.IndexByte("\"#%<>", byte(c)) >= 0 {
-				wantT = pos
+			// target8, spelled out: what RFC 3986 allows and browsers send.
+			okT := c > 0x20 && c < 0x7f && strings.IndexByte("\"#%<>", byte(c)) < 0
+			if got := target8[c] != 0; got != okT {
+				t.Fatalf("target8[%#x]: got %v, want %v", c, got, okT)
 			}
-			if got := targetEnd(b, 0); got != wantT {
-				t.Fatalf("targetEnd with %#x at %d: got %d, want %d", c, pos, got, wantT)
+			if pos < 8 {
+				m := targetMask(binary.LittleEndian.Uint64(b))
+				flagged := !okT || c == '!' || c == '$'
+				if got := m != 0; got != flagged || (flagged && bits.TrailingZeros64(m)>>3 != pos) {
+					t.Fatalf("targetMask with %#x at %d: got %#x, want the flag at %d: %v", c, pos, m, pos, flagged)
+				}
+			}
+			// The target scan as ParseRequest runs it, at every alignment.
+			req := "GET /" + strings.Repeat("a", pos) + string([]byte{byte(c)}) + " HTTP/1.1\r\nHost: h\r\n\r\n"
+			var r Request
+			_, err := ParseRequest([]byte(req), &r)
+			switch {
+			case c == ' ':
+				if err != ErrBadVersion {
+					t.Fatalf("%q: got %v, want %v", req, err, ErrBadVersion)
+				}
+			case c == '%':
+				if err != ErrBadTarget { // "%a" is not an escape
+					t.Fatalf("%q: got %v, want %v", req, err, ErrBadTarget)
+				}
+			case okT != (err == nil):
+				t.Fatalf("%q: got %v, want accepted %v", req, err, okT)
+			}
+		}
+	}
+}
+
+// TestHostScan: hostField's fast path never accepts what validHost refuses,
+// and takes the common forms, at every length around the 8-byte steps.
+func TestHostScan(t *testing.T) {
+	hosts := []string{"h", "localhost", "127.0.0.1:8080", "www.example.com:8080", "A-b.C9", "h:", "h:0123456789"}
+	for _, h := range hosts {
+		for pad := 0; pad < 9; pad++ {
+			w := []byte(strings.Repeat("x", pad) + h + "\r\nX: 0123456789\r\n")
+			j, ok := hostScan(w, pad)
+			if !ok || j != pad+len(h) {
+				t.Errorf("hostScan(%q) at %d: got %d %v, want %d true", h, pad, j, ok, pad+len(h))
+			}
+		}
+	}
+	// One byte changed anywhere: the fast path takes it only if validHost does.
+	base := "ab.cd-ef.gh:1234"
+	for pos := 0; pos < len(base); pos++ {
+		for c := 0; c < 256; c++ {
+			v := []byte(base)
+			v[pos] = byte(c)
+			w := append(append([]byte(nil), v...), "\r\nX: 0123456789\r\n"...)
+			j, ok := hostScan(w, 0)
+			if ok && (!validHost(w[:j]) || j != len(v) && !(c == '\r' && j == pos)) {
+				t.Fatalf("hostScan(%q): got %d true, validHost %v", v, j, validHost(w[:j]))
 			}
 		}
 	}

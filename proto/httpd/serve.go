@@ -133,6 +133,11 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			out = srv.appendError(out, c, r, e)
 			return len(in), out, actError, nresp + 1
 		}
+		if r.Flags&flagBadExpect != 0 {
+			// RFC 9110 §10.1.1: an expectation the server cannot meet.
+			out = srv.appendError(out, c, r, ErrExpectation)
+			return len(in), out, actError, nresp + 1
+		}
 		if srv.streamer != nil && r.HasBody() && s.flags&sAsked == 0 {
 			s.flags |= sAsked
 			if out, act = srv.askStream(s, r, out, c); act != actKeep {
