@@ -254,7 +254,7 @@ func tokenEnd(b []byte, i int) int {
 // bytes refused are those RFC 3986 excludes and no client sends unescaped:
 // controls, SP, DEL, every byte >= 0x80 (so raw UTF-8, overlong forms
 // included), '"', '<', '>' and '#' (a fragment is never sent). The others
-// RFC 3986 excludes, '[', ']', '\\', '^', '`', '{', '|' and '}', are
+// RFC 3986 excludes, '[', ']', '\', '^', '`', '{', '|' and '}', are
 // accepted: browsers following the WHATWG URL Standard send them unescaped
 // in paths and queries ("?a[]=1").
 func targetMask(x uint64) uint64 {
