@@ -516,7 +516,7 @@ func (r *Request) method() *Error {
 // targetForm checks a request-target that is not in origin-form (RFC 9112
 // §3.2): "*" only with OPTIONS, an absolute-form "http" URI with a valid
 // authority and no userinfo, nothing else (authority-form is CONNECT's,
-// which is refused before). Its bytes have been checked by targetEnd.
+// which is refused before). Its bytes have been checked by the request-target scan.
 func (r *Request) targetForm() *Error {
 	t := r.Target
 	if len(t) == 1 && t[0] == '*' {
