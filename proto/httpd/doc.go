@@ -65,28 +65,89 @@
 // a chunked one de-chunked into a reused buffer. Options.MaxBody (--max-body,
 // default 1 MiB) bounds it: a larger Content-Length is answered 413 at once
 // (without "100 Continue"), a chunked body as soon as its chunk sizes pass
-// the limit. Chunk sizes are hex, chunk extensions are allowed and ignored,
-// and the trailer section is checked like header fields (at most 8 KiB) and
+// the limit. Chunk sizes are hex, chunk extensions are checked (Limits and
+// errors) and ignored, and the trailer section is checked like header fields (at most 8 KiB) and
 // ignored. A client that sent "Expect: 100-continue" gets "100 Continue"
 // when the server waits for the body.
 //
 // # Limits and errors
 //
 // A request head (request line, fields, final CRLF) may be 8 KiB
-// (MaxHeadSize) long; a longer one gets 431, a body over MaxBody 413.
-// Malformed input gets 400: a
-// request line without exactly one SP between method, target and version, a
-// method that is not a token, controls in the target, a version not of the
-// form HTTP/D.D, a field name that is not a token or is followed by
-// whitespace before the colon, a field without a colon, obsolete line
-// folding, control characters in a value, a bare CR, an HTTP/1.1 request
-// without Host or with two, and malformed chunk framing. A well-formed
-// version other than 1.x gets 505. Every error response has a short
-// text/plain body and "Connection: close", and the connection then closes
-// lingering (loop.Conn.CloseLingering): the server stops writing but reads
-// and discards input for a while, so a client still sending does not get a
-// reset that would destroy the response before it is read. Requests that
-// came before the bad one are answered first.
+// (MaxHeadSize) long; a longer one gets 431, or 414 when the limit falls in
+// the request-target (RFC 9112 §3), a body over MaxBody 413. Every error
+// response has a short text/plain body and "Connection: close", and the
+// connection then closes lingering (loop.Conn.CloseLingering): the server
+// stops writing but reads and discards input for a while, so a client
+// still sending does not get a reset that would destroy the response
+// before it is read. Requests that came before the bad one are answered
+// first. conformance_test.go has one row per rule below, named by its RFC
+// section.
+//
+// The server refuses what RFC 9112 and RFC 9110 say a server must refuse,
+// and where they let it choose, it chooses to refuse: a request that two
+// parsers could read two ways is how requests are smuggled past proxies,
+// caches poisoned and access rules bypassed, and every real client sends
+// the strict form anyway.
+//
+//   - 400 for a malformed request line: not exactly one SP between method,
+//     target and version (§3), a method that is not a token, a version not
+//     of the form HTTP/D.D (§2.3).
+//   - 501 for a method that is not in the IANA HTTP Method Registry (RFC
+//     9110 §9.1 says SHOULD), "get" included since methods are
+//     case-sensitive, and at once for a method longer than any registered
+//     one (UPDATEREDIRECTREF, 17 bytes) rather than after 8 KiB (§3). A
+//     registered method reaches the handler, which says whether the
+//     resource allows it (Router answers 405 with Allow); TRACE too, which
+//     no handler here reflects.
+//   - 501 for CONNECT: the server is no proxy and opens no tunnels. 405
+//     would be "known, not allowed for this resource" and must carry an
+//     Allow field listing what the resource takes, which only the handler
+//     knows; 501 says the server does not implement the method at all,
+//     which is the truth, and needs no Allow.
+//   - 400 for a request-target in no form this server serves (§3.2):
+//     origin-form ("/p?q") is the common one; absolute-form
+//     ("http://h/p", §3.2.2) is accepted and its authority replaces Host;
+//     "*" only with OPTIONS (§3.2.4); authority-form is CONNECT's (§3.2.3).
+//     An absolute-form URI must have the http scheme (https would need TLS,
+//     RFC 9110 §4.2.2; other schemes are for proxies), a host, and no
+//     userinfo (RFC 9110 §4.2.4).
+//   - 400 for target bytes RFC 3986 excludes and no client sends
+//     unescaped: controls, SP, DEL, '"', '<', '>', '#' (a fragment is never
+//     sent), every byte >= 0x80 (raw UTF-8, overlong forms of RFC 3629 §3
+//     included: clients percent-encode), and a '%' not followed by two hex
+//     digits (RFC 3986 §2.1: decoders disagree on what it means). '[', ']',
+//     '\', '^', '`', '{', '|' and '}' are excluded by RFC 3986 too but
+//     accepted: browsers following the WHATWG URL Standard send them
+//     unescaped ("?a[]=1"), and refusing them would refuse real requests.
+//   - 400 for an HTTP/1.1 request without Host, any request with two Host
+//     lines (§3.2), and a Host that is not uri-host[:port] (§3.2, RFC 3986
+//     §3.2.2): empty (an http URI's host is never empty, RFC 9110 §4.2.1,
+//     so "Host:" is refused in HTTP/1.0 too), with userinfo ("user@h"), a
+//     path ("h/p"), spaces or bytes >= 0x80, a port that is not digits, an
+//     IP-literal that is not an IPv6 or IPvFuture address, or a ','
+//     although RFC 3986 allows it in a reg-name: "a, b" is how two Host
+//     lines read once combined, and no DNS name or address has one.
+//   - 400 for a field name that is not a token or is followed by whitespace
+//     before the colon (§5.1), a field without a colon, obsolete line
+//     folding (§5.2 lets a server unfold it instead), whitespace before the
+//     first field (§2.2 lets a server skip such lines instead), a control
+//     character in a value (RFC 9110 §5.5), a bare CR.
+//   - 400 for malformed chunk framing, chunk extensions included, which must
+//     be *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
+//     (§7.1.1): a bare ';', a name that is not a token, whitespace before
+//     the CRLF are refused although the extensions themselves are ignored.
+//   - 417 for an Expect field with any expectation but 100-continue (RFC
+//     9110 §10.1.1 allows ignoring it, but the client asked for something
+//     the server cannot do; the request is well-formed, so ParseRequest
+//     accepts it and the server answers). 100-continue in HTTP/1.0 is
+//     ignored, as §10.1.1 requires.
+//   - 505 for a well-formed version other than 1.x (RFC 9110 §15.6.6),
+//     the HTTP/2 preface ("PRI * HTTP/2.0") included. HTTP/1.2 and up are
+//     served as 1.1 (RFC 9110 §2.5).
+//
+// A chunk size or Content-Length larger than MaxBody is 413 as soon as its
+// digits say so, overflowing ones included: the server never parses the
+// number that would overflow.
 //
 // # Line endings
 //
@@ -108,10 +169,14 @@
 //     allows preferring chunked, but a proxy that preferred the length would
 //     disagree).
 //   - Content-Length that is not all digits, overflows int64, or appears
-//     twice with different values: 400. "5, 5" lists are refused too.
-//   - Transfer-Encoding other than exactly "chunked" (case-insensitive),
-//     including "gzip, chunked" and two Transfer-Encoding fields: 501, since
-//     no other coding is implemented.
+//     twice with different values: 400 (RFC 9112 §6.3). "5, 5" lists are
+//     refused too, although RFC 9110 §8.6 allows reading them as 5.
+//   - Transfer-Encoding (several fields are one list; empty elements are
+//     ignored, RFC 9110 §5.6.1) whose final coding is not chunked, chunked
+//     twice or with parameters, or a malformed list: 400 and close (RFC
+//     9112 §6.3), not 501: the body's length cannot be known. A list with
+//     another coding before a final chunked ("gzip, chunked"): 501 (RFC 9112
+//     §6.1), since no other coding is implemented.
 //   - Transfer-Encoding in an HTTP/1.0 request: 400, since HTTP/1.0 has no
 //     chunked coding and a 1.0 proxy would frame the body differently.
 //   - Bare CR or LF anywhere in a head or chunk framing: 400.

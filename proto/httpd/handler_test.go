@@ -456,7 +456,7 @@ func TestAccessLog(t *testing.T) {
 	})})
 	conn := testkit.Dial(t, addr)
 	br := bufio.NewReader(conn)
-	io.WriteString(conn, "GET /a?x=\"y HTTP/1.1\r\nHost: h\r\n\r\nGET /later HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	io.WriteString(conn, "GET /a?x=\\y HTTP/1.1\r\nHost: h\r\n\r\nGET /later HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	readResp(t, br, "GET")
 	readResp(t, br, "GET")
 	readResp(t, br, "HEAD")
@@ -464,7 +464,7 @@ func TestAccessLog(t *testing.T) {
 	readResp(t, br, "GET")
 	testkit.WaitFor(t, "the access log written", 5*time.Second, func() bool { return strings.Count(logw.String(), "\n") == 4 })
 	lines := strings.Split(strings.TrimSpace(logw.String()), "\n")
-	want := []string{`"GET /a?x=\x22y HTTP/1.1" 200 3 `, `"GET /later HTTP/1.1" 200 5 `, `"HEAD /b HTTP/1.0" 200 0 `, `"-" 400 0 `}
+	want := []string{`"GET /a?x=\x5cy HTTP/1.1" 200 3 `, `"GET /later HTTP/1.1" 200 5 `, `"HEAD /b HTTP/1.0" 200 0 `, `"-" 400 0 `}
 	// A line is written when its response is ready: the HEAD, answered at
 	// once but sent after the deferred response before it, is logged first.
 	sort.Strings(want)

@@ -169,7 +169,7 @@ func TestLoopbackErrors(t *testing.T) {
 		{"9 KiB head", []byte(headOfSize(9 << 10)), 431, 0},
 		{"9 KiB head and more", []byte(headOfSize(9<<10) + strings.Repeat(get, 1000)), 431, 0},
 		{"HTTP/2.0", []byte("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505, 0},
-		{"unknown coding", []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br\r\n\r\n"), 501, 0},
+		{"unknown coding", []byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n\r\n"), 501, 0},
 		{"good requests first", []byte(get + get + "GET / HTTP/1.1\r\nHost x\r\n\r\n" + get), 400, 2},
 		{"bad body with a big tail", append([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
 			bytes.Repeat([]byte{'z'}, 256<<10)...), 400, 0},

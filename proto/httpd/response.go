@@ -49,6 +49,8 @@ var errStatuses = [...]struct {
 	{400, "Bad Request"},
 	{408, "Request Timeout"},
 	{413, "Content Too Large"},
+	{414, "URI Too Long"},
+	{417, "Expectation Failed"},
 	{431, "Request Header Fields Too Large"},
 	{501, "Not Implemented"},
 	{505, "HTTP Version Not Supported"},

@@ -141,7 +141,9 @@ var routerTests = []struct {
 	{"literal POST", "POST", "/users", 200, "POST /users", ""},
 	{"OPTIONS is a method like another", "OPTIONS", "/users", 200, "OPTIONS /users", ""},
 	{"405 with OPTIONS", "PUT", "/users", 405, "", "GET, HEAD, OPTIONS, POST"},
-	{"methods are case-sensitive", "get", "/users", 405, "", "GET, HEAD, OPTIONS, POST"},
+	// "get" (methods are case-sensitive) and "/hello/b%zz" (a malformed
+	// escape) never reach a handler: the server answers 501 and 400
+	// (conformance_test.go).
 	{"GET param", "GET", "/users/42", 200, "GET /users/{id} id=42", ""},
 	{"PUT param", "PUT", "/users/42", 200, "PUT /users/{id} id=42", ""},
 	{"PATCH param", "PATCH", "/users/42", 200, "PATCH /users/{id} id=42", ""},
@@ -182,7 +184,6 @@ var routerTests = []struct {
 	{"percent-encoded param", "GET", "/hello/b%20b", 200, "GET /hello/{name} name=b b", ""},
 	{"percent-encoded literal", "GET", "/users/%6De/posts/%37", 200, "GET /users/me/posts/{post} post=7", ""},
 	{"encoded slash separates segments", "GET", "/hello/a%2Fb", 404, "", ""},
-	{"malformed escape is matched as sent", "GET", "/hello/b%zz", 200, "GET /hello/{name} name=b%zz", ""},
 	{"query is not the path", "GET", "/hello/bob?x=/y", 200, "GET /hello/{name} name=bob", ""},
 	{"absolute-form", "GET", "http://h/users/42", 200, "GET /users/{id} id=42", ""},
 	{"absolute-form without path", "GET", "http://h", 200, "GET /", ""},

@@ -7,20 +7,27 @@ import "github.com/prefork/prefork/loop"
 type state uint8
 
 const (
-	stHead         state = iota // expecting a request head, or waiting for its Content-Length body
-	stChunkSize                 // chunk-size hex digits; n is the size so far
-	stChunkBWS                  // whitespace after the size, before ';'
-	stChunkExt                  // a chunk extension, up to the CR
-	stChunkSizeLF               // the CR ending a chunk-size line was seen
-	stChunkData                 // chunk data: n bytes left
-	stChunkDataCR               // expecting the CR after chunk data
-	stChunkDataLF               // expecting the LF after chunk data
-	stTrailerStart              // start of a trailer line or of the final CRLF; n counts trailer bytes
-	stTrailerName               // in a trailer field name
-	stTrailerValue              // in a trailer field value
-	stTrailerLF                 // the CR ending a trailer line was seen
-	stEndLF                     // the CR of the final empty line was seen
-	stStreamCL                  // a streamed Content-Length body: n bytes left
+	stHead          state = iota // expecting a request head, or waiting for its Content-Length body
+	stChunkSize                  // chunk-size hex digits; n is the size so far
+	stChunkBWS                   // whitespace after the size or an extension's value: only ';' may follow
+	stExtStart                   // after ';': whitespace, then an extension name
+	stExtName                    // in an extension name
+	stExtNameBWS                 // whitespace after an extension name: '=' or ';' may follow
+	stExtValueStart              // after '=': whitespace, then a token or a quoted-string
+	stExtToken                   // in a token value
+	stExtQuoted                  // in a quoted-string value
+	stExtQuotedPair              // after a backslash in a quoted-string
+	stExtQuotedEnd               // after the closing quote
+	stChunkSizeLF                // the CR ending a chunk-size line was seen
+	stChunkData                  // chunk data: n bytes left
+	stChunkDataCR                // expecting the CR after chunk data
+	stChunkDataLF                // expecting the LF after chunk data
+	stTrailerStart               // start of a trailer line or of the final CRLF; n counts trailer bytes
+	stTrailerName                // in a trailer field name
+	stTrailerValue               // in a trailer field value
+	stTrailerLF                  // the CR ending a trailer line was seen
+	stEndLF                      // the CR of the final empty line was seen
+	stStreamCL                   // a streamed Content-Length body: n bytes left
 )
 
 type sflags uint16
@@ -136,6 +143,11 @@ func (s *connState) serveInput(in, out []byte, srv *Server, c *loop.Conn) (consu
 			s.flags &^= sHeadClock
 			c.EndHead()
 		}
+		if r.Flags&flagBadExpect != 0 {
+			// RFC 9110 §10.1.1: an expectation the server cannot meet.
+			out = srv.appendError(out, c, r, ErrExpectation)
+			return len(in), out, actError, nresp + 1
+		}
 		if srv.streamer != nil && r.HasBody() && s.flags&sAsked == 0 {
 			s.flags |= sAsked
 			if out, act = srv.askStream(s, r, out, c); act != actKeep {
@@ -249,6 +261,75 @@ func (s *connState) connAction() (conn, action) {
 	}
 }
 
+// chunkExt takes byte c of a chunk extension,
+//
+//	chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-name = token
+//	chunk-ext-val  = token / quoted-string
+//
+// and reports whether it may come there. A bare ';', a name that is not a
+// token ("bad[") and whitespace before the CR are refused.
+func (s *connState) chunkExt(c byte) bool {
+	ws := c == ' ' || c == '\t'
+	switch s.state {
+	case stExtStart, stExtValueStart:
+		switch {
+		case ws:
+		case tchar[c]:
+			if s.state == stExtStart {
+				s.state = stExtName
+			} else {
+				s.state = stExtToken
+			}
+		case c == '"' && s.state == stExtValueStart:
+			s.state = stExtQuoted
+		default:
+			return false
+		}
+	case stExtName, stExtNameBWS:
+		switch {
+		case tchar[c] && s.state == stExtName:
+		case ws:
+			s.state = stExtNameBWS
+		case c == '=':
+			s.state = stExtValueStart
+		case c == ';':
+			s.state = stExtStart
+		case c == '\r' && s.state == stExtName:
+			s.state = stChunkSizeLF
+		default:
+			return false
+		}
+	case stExtToken, stExtQuotedEnd:
+		switch {
+		case tchar[c] && s.state == stExtToken:
+		case ws:
+			s.state = stChunkBWS
+		case c == ';':
+			s.state = stExtStart
+		case c == '\r':
+			s.state = stChunkSizeLF
+		default:
+			return false
+		}
+	case stExtQuoted:
+		switch {
+		case c == '"':
+			s.state = stExtQuotedEnd
+		case c == '\\':
+			s.state = stExtQuotedPair
+		case !valueOK[c]:
+			return false
+		}
+	case stExtQuotedPair:
+		if !valueOK[c] {
+			return false
+		}
+		s.state = stExtQuoted
+	}
+	return true
+}
+
 // decodeChunked appends the data of a chunked body whose framing chunked has
 // checked.
 func decodeChunked(dst, raw []byte) []byte {
@@ -315,7 +396,7 @@ func (s *connState) chunkedTo(in []byte, pos int, maxBody int64, deliver BodyFun
 			case ' ', '\t':
 				s.state = stChunkBWS
 			case ';':
-				s.state = stChunkExt
+				s.state = stExtStart
 			case '\r':
 				s.state = stChunkSizeLF
 			default:
@@ -325,16 +406,15 @@ func (s *connState) chunkedTo(in []byte, pos int, maxBody int64, deliver BodyFun
 			switch c {
 			case ' ', '\t':
 			case ';':
-				s.state = stChunkExt
+				s.state = stExtStart
 			default:
 				return pos, false, ErrBadChunk
 			}
-		case stChunkExt:
-			// Extensions are ignored; only their bytes are checked, so a
-			// bare CR or LF cannot end the line early (RFC 9112 §7.1.1).
-			if c == '\r' {
-				s.state = stChunkSizeLF
-			} else if !valueOK[c] {
+		case stExtStart, stExtName, stExtNameBWS, stExtValueStart, stExtToken,
+			stExtQuoted, stExtQuotedPair, stExtQuotedEnd:
+			// Extensions are ignored, but must be what RFC 9112 §7.1.1
+			// says, so that no two parsers can split the line differently.
+			if !s.chunkExt(c) {
 				return pos, false, ErrBadChunk
 			}
 		case stChunkSizeLF:
