@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var fuzzSeeds = []string{
@@ -604,6 +606,235 @@ func FuzzAcceptEncoding(f *testing.F) {
 		}
 		if got != want {
 			t.Fatalf("acceptedEncoding(%q, %b): got %d, reference %d (accept %v)", ae, h, got, want, accept)
+		}
+	})
+}
+
+// asciiFold compares two header names ignoring ASCII case only.
+func asciiFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+type kv struct{ k, v string }
+
+// refQuery is the reference reading of a query: pairs split at '&', empty
+// ones skipped, key and value split at the first '=', each decoded by
+// net/url's QueryUnescape ('+' a space) or kept as sent when it is malformed.
+func refQuery(q string) []kv {
+	var out []kv
+	for _, pair := range strings.Split(q, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if d, err := url.QueryUnescape(k); err == nil {
+			k = d
+		}
+		if d, err := url.QueryUnescape(v); err == nil {
+			v = d
+		}
+		out = append(out, kv{k, v})
+	}
+	return out
+}
+
+// FuzzCtxAccessors parses a request head and checks what a handler reads
+// of it against references: RawPath and Path (net/url's PathUnescape),
+// Query and VisitQuery (refQuery; a key matched after decoding), Header and
+// VisitHeaders (the field lines split by hand, names compared in ASCII case),
+// and Host.
+func FuzzCtxAccessors(f *testing.F) {
+	for _, s := range []struct{ target, name string }{
+		{"/a%20b/c?x=1&y=%41&x=2", "x"}, {"/?a+b=c+d&&=e&f", "a b"}, {"/p%zz?q=%", "q"}, {"/%2", "%2"},
+		{"http://host:80/p%2Fq?x=y", "x"}, {"http://host?x=1", "x"}, {"https://h", ""}, {"*", ""},
+		{"/?%7e=1&~=2", "~"}, {"/?k=%E2%82%AC&k", "k"}, {"/x?" + strings.Repeat("%41", 40) + "=long", strings.Repeat("A", 40)},
+		{"/?" + strings.Repeat("a", 70) + "+=1", strings.Repeat("a", 70) + " "}, {"//a//b?", ""}, {"x://", ""},
+	} {
+		f.Add([]byte("GET "+s.target+" HTTP/1.1\r\nHost: h \r\nX-A:  v1 \t\r\nx-a: v2\r\nCookie: a=b; c=d\r\n\r\n"), s.name)
+	}
+	f.Fuzz(func(t *testing.T, head []byte, name string) {
+		c := &Ctx{}
+		if _, err := ParseRequest(head, &c.req); err != nil {
+			return
+		}
+		target := string(c.Target())
+
+		raw := string(c.RawPath())
+		wantRaw, _, _ := strings.Cut(target, "?")
+		// absolute-form, "scheme://authority/path": the path after the
+		// authority, "/" when there is none.
+		if _, rest, ok := strings.Cut(target, "://"); ok && target[0] != '/' && target[0] != '*' {
+			if i := strings.IndexAny(rest, "/?"); i < 0 || rest[i] == '?' {
+				wantRaw = "/"
+			} else {
+				wantRaw, _, _ = strings.Cut(rest[i:], "?")
+			}
+		}
+		if raw != wantRaw {
+			t.Fatalf("RawPath of %q: got %q, want %q", target, raw, wantRaw)
+		}
+		wantPath := raw
+		if d, err := url.PathUnescape(raw); err == nil {
+			wantPath = d
+		}
+		if got := string(c.Path()); got != wantPath {
+			t.Fatalf("Path of %q: got %q, want %q", target, got, wantPath)
+		}
+		if got := string(c.Path()); got != wantPath {
+			t.Fatalf("Path of %q, asked again: got %q, want %q", target, got, wantPath)
+		}
+
+		_, q, hasQ := strings.Cut(target, "?")
+		if got := c.QueryString(); (got != nil) != hasQ || string(got) != q {
+			t.Fatalf("QueryString of %q: got %q (nil %v), want %q", target, got, got == nil, q)
+		}
+		want := refQuery(q)
+		var visited []kv
+		c.VisitQuery(func(k, v []byte) bool {
+			visited = append(visited, kv{string(k), string(v)})
+			return true
+		})
+		if len(visited) != len(want) {
+			t.Fatalf("VisitQuery of %q: got %q, want %q", q, visited, want)
+		}
+		for i := range want {
+			if visited[i] != want[i] {
+				t.Fatalf("VisitQuery of %q: got %q, want %q", q, visited, want)
+			}
+		}
+		var wantV string
+		found := false
+		for _, p := range strings.Split(q, "&") {
+			k, v, _ := strings.Cut(p, "=")
+			if p == "" {
+				continue
+			}
+			if d, err := url.QueryUnescape(k); err == nil && d == name {
+				if d, err := url.QueryUnescape(v); err == nil {
+					v = d
+				}
+				wantV, found = v, true
+				break
+			}
+		}
+		if got, ok := c.Query(name); ok != found || string(got) != wantV {
+			t.Fatalf("Query(%q) of %q: got %q, %v; want %q, %v", name, q, got, ok, wantV, found)
+		}
+
+		var fields []kv
+		for _, line := range strings.Split(string(c.req.Fields), "\r\n") {
+			if n, v, ok := strings.Cut(line, ":"); ok {
+				fields = append(fields, kv{n, strings.Trim(v, " \t")})
+			}
+		}
+		var got []kv
+		c.VisitHeaders(func(n, v []byte) bool {
+			got = append(got, kv{string(n), string(v)})
+			return true
+		})
+		if len(got) != len(fields) {
+			t.Fatalf("VisitHeaders of %q: got %q, want %q", c.req.Fields, got, fields)
+		}
+		for i := range fields {
+			if got[i] != fields[i] {
+				t.Fatalf("VisitHeaders of %q: got %q, want %q", c.req.Fields, got, fields)
+			}
+		}
+		for _, n := range []string{name, "Host", "x-a", "COOKIE"} {
+			var want []byte
+			for _, fl := range fields {
+				if asciiFold(fl.k, n) {
+					want = []byte(fl.v)
+					break
+				}
+			}
+			if h := c.Header(n); (h == nil) != (want == nil) || string(h) != string(want) {
+				t.Fatalf("Header(%q) of %q: got %q, want %q", n, c.req.Fields, h, want)
+			}
+		}
+		if string(c.Host()) != string(c.Header("Host")) {
+			t.Fatalf("Host: got %q, Header(\"Host\") %q", c.Host(), c.Header("Host"))
+		}
+	})
+}
+
+// FuzzHeaderField checks the header setters a handler calls: a field is
+// refused unless its name is a token and its value holds no control byte but
+// HTAB, and the server's own fields are refused; one accepted is written as
+// "Name: value" CRLF and reads back, and DelHeader removes it.
+func FuzzHeaderField(f *testing.F) {
+	for _, s := range [][2]string{{"X-A", "v"}, {"X-A", "a\r\nInjected: 1"}, {"X-A", "a\nb"}, {"X-A", "a\x00"},
+		{"X-A", "tab\there"}, {"X-A", "\x7f"}, {"X-A", "caf\xc3\xa9 \xff"}, {"", "v"}, {"X A", "v"}, {"X:A", "v"},
+		{"content-LENGTH", "5"}, {"Transfer-Encoding", "chunked"}, {"date", "x"}, {"Server", "x"}, {"connection", "close"},
+		{"Contentlength", "1"}, {"X-\xc3\xa9", "v"}, {"Set-Cookie", "a=1; Path=/"}, {"K", ""}} {
+		f.Add(s[0], s[1])
+	}
+	reserved := []string{"content-length", "transfer-encoding", "connection", "date", "server"}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		wantErr := error(nil)
+		if name == "" || strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !tokenChar(byte(r)) }) >= 0 ||
+			!utf8.ValidString(name) {
+			wantErr = ErrInvalidHeader
+		}
+		for i := 0; i < len(value) && wantErr == nil; i++ {
+			if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				wantErr = ErrInvalidHeader
+			}
+		}
+		for _, r := range reserved {
+			if wantErr == nil && asciiFold(name, r) {
+				wantErr = ErrReservedHeader
+			}
+		}
+		fl, err := NewField(name, value)
+		if err != wantErr {
+			t.Fatalf("NewField(%q, %q): got %v, want %v", name, value, err, wantErr)
+		}
+		var r Response
+		r.reset()
+		if err := r.SetHeader("X-Before", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AddHeader(name, value); err != wantErr {
+			t.Fatalf("AddHeader(%q, %q): got %v, want %v", name, value, err, wantErr)
+		}
+		if err := r.SetHeader(name, value); err != wantErr {
+			t.Fatalf("SetHeader(%q, %q): got %v, want %v", name, value, err, wantErr)
+		}
+		if wantErr != nil {
+			if string(r.hdr) != "X-Before: 1\r\n" {
+				t.Fatalf("a refused field changed the header: %q", r.hdr)
+			}
+			return
+		}
+		if fl.line != name+": "+value+"\r\n" {
+			t.Fatalf("NewField(%q, %q): line %q", name, value, fl.line)
+		}
+		// SetHeader replaced what AddHeader added (unless the name is X-Before's).
+		if n := strings.Count(string(r.hdr), "\r\n"); n != 2 && !asciiFold(name, "X-Before") || n != 1 && asciiFold(name, "X-Before") {
+			t.Fatalf("after AddHeader and SetHeader of %q: header %q", name, r.hdr)
+		}
+		if got := r.ResponseHeader(name); string(got) != strings.Trim(value, " \t") {
+			t.Fatalf("ResponseHeader(%q): got %q, want %q", name, got, strings.Trim(value, " \t"))
+		}
+		r.DelHeader(name)
+		if r.ResponseHeader(name) != nil || !asciiFold(name, "X-Before") && string(r.hdr) != "X-Before: 1\r\n" {
+			t.Fatalf("DelHeader(%q): header %q", name, r.hdr)
 		}
 	})
 }
