@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,9 @@ func buildVersion() (version, revision string) {
 // DecodeWorker decodes a worker's Encode output and adds worker="slot" to
 // every series.
 func DecodeWorker(slot int, b []byte) ([]*dto.MetricFamily, error) {
+	if err := checkFraming(b); err != nil {
+		return nil, fmt.Errorf("metrics: decode worker %d: %w", slot, err)
+	}
 	dec := expfmt.NewDecoder(bytes.NewReader(b), expfmt.NewFormat(expfmt.TypeProtoDelim))
 	value := strconv.Itoa(slot)
 	var out []*dto.MetricFamily
@@ -98,8 +102,29 @@ func DecodeWorker(slot int, b []byte) ([]*dto.MetricFamily, error) {
 			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(WorkerLabel), Value: proto.String(value)})
 			sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
 		}
+		// A family the text exposition cannot write (an unknown type, a
+		// series without the value of its type) would be cut off halfway
+		// through /metrics, corrupting what follows it: the answer is
+		// refused whole, like one that does not decode.
+		if _, err := expfmt.MetricFamilyToText(io.Discard, mf); err != nil {
+			return nil, fmt.Errorf("metrics: worker %d sent family %q: %w", slot, mf.GetName(), err)
+		}
 		out = append(out, mf)
 	}
+}
+
+// checkFraming refuses a body whose length prefixes claim more bytes than
+// it holds: expfmt's decoder allocates what a prefix claims before reading
+// it, so 18 bytes claiming a terabyte killed the master (out of memory).
+func checkFraming(b []byte) error {
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return errors.New("length prefix past the end of the answer")
+		}
+		b = b[k+int(n):]
+	}
+	return nil
 }
 
 // Merge joins metric families of the same name (from several workers) into

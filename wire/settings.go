@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of the worker settings. The CLI shows them in --help and
@@ -168,7 +169,27 @@ func (s *Settings) Validate() error {
 	if err := s.Log.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if name := s.notUTF8(); name != "" {
+		errs = append(errs, fmt.Errorf("%s: not valid UTF-8 (the workers receive their settings as JSON, which cannot carry it)", name))
+	}
 	return errors.Join(errs...)
+}
+
+// notUTF8 names the flag of the first setting that is not valid UTF-8 ("" if
+// none).
+func (s *Settings) notUTF8() string {
+	for _, f := range []struct{ flag, v string }{{"--proto", s.Proto}, {"--log-format", string(s.Log.Format)},
+		{"--access-log", s.AccessLog}, {"--root", s.Root}, {"--cache-control", s.CacheControl}} {
+		if !utf8.ValidString(f.v) {
+			return f.flag
+		}
+	}
+	for name, v := range s.Flags {
+		if !utf8.ValidString(name) || !utf8.ValidString(v) {
+			return "--" + strings.ToValidUTF8(name, "?")
+		}
+	}
+	return ""
 }
 
 // LogFormat is how log records are written.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unicode/utf8"
 )
 
 // File descriptors a worker inherits from the master (os.ProcAttr.Files),
@@ -66,13 +67,32 @@ type Listener struct {
 	Addr string `json:"addr"`
 }
 
-// Env returns the environment entry carrying s.
+// Env returns the environment entry carrying s. A string that is not valid
+// UTF-8 is refused: JSON would replace its bytes with U+FFFD and the worker
+// would serve other settings than the master's (Settings.Validate refuses
+// them before anything starts).
 func (s Spec) Env() (string, error) {
+	if name := s.notUTF8(); name != "" {
+		return "", fmt.Errorf("worker spec: %s is not valid UTF-8", name)
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return "", fmt.Errorf("worker spec: %w", err)
 	}
 	return SpecEnv + "=" + string(b), nil
+}
+
+// notUTF8 names the first string of s that is not valid UTF-8 ("" if none).
+func (s *Spec) notUTF8() string {
+	if name := s.Settings.notUTF8(); name != "" {
+		return name
+	}
+	for _, l := range s.Listeners {
+		if !utf8.ValidString(l.Addr) {
+			return "listener address"
+		}
+	}
+	return ""
 }
 
 // ReadSpec reads the worker's Spec from its environment and removes it, so a

@@ -240,19 +240,47 @@ func notModified(c *Ctx, e *fileEntry) bool {
 	return false
 }
 
-// etagListMatches is the weak comparison of If-None-Match: "*" or any
-// listed tag equal to etag once "W/" is dropped.
+// etagListMatches is the weak comparison of If-None-Match (RFC 9110
+// §13.1.2): "*", or a list of entity-tags one of which equals etag once "W/"
+// is dropped. A malformed value matches nothing: the full response is always
+// safe, a 304 for a tag the client did not send is not.
 func etagListMatches(list []byte, etag string) bool {
-	for _, part := range strings.Split(string(list), ",") {
-		p := strings.TrimSpace(part)
-		if p == "*" {
-			return true
+	if string(trimOWS(list)) == "*" {
+		return true
+	}
+	match := false
+	for i := 0; ; {
+		// OWS and empty list elements (§5.6.1).
+		for i < len(list) && (list[i] == ' ' || list[i] == '\t' || list[i] == ',') {
+			i++
 		}
-		if strings.TrimPrefix(p, "W/") == etag {
-			return true
+		if i == len(list) {
+			return match
+		}
+		if i+1 < len(list) && list[i] == 'W' && list[i+1] == '/' {
+			i += 2
+		}
+		if i == len(list) || list[i] != '"' {
+			return false
+		}
+		tag := i
+		for i++; i < len(list) && list[i] != '"'; i++ {
+			if c := list[i]; c < 0x21 || c == 0x7f { // etagc: %x21 / %x23-7E / obs-text
+				return false
+			}
+		}
+		if i == len(list) {
+			return false
+		}
+		i++
+		match = match || string(list[tag:i]) == etag
+		for i < len(list) && (list[i] == ' ' || list[i] == '\t') {
+			i++
+		}
+		if i < len(list) && list[i] != ',' {
+			return false
 		}
 	}
-	return false
 }
 
 // ifRangeHolds: no If-Range, or one naming this version (a strong ETag
@@ -276,19 +304,19 @@ func ifRangeHolds(v []byte, e *fileEntry) bool {
 // 416; anything else (several ranges, another unit, a malformed value) 200,
 // the whole file, as RFC 9110 §14.2 lets a server ignore the header.
 func parseRange(v []byte, size int64) (start, end int64, status int) {
-	s := strings.TrimSpace(string(v))
-	spec, ok := strings.CutPrefix(s, "bytes=")
+	spec, ok := strings.CutPrefix(string(trimOWS(v)), "bytes=")
 	if !ok || strings.Contains(spec, ",") {
 		return 0, 0, 200
 	}
-	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	first, last, ok := strings.Cut(string(trimOWS([]byte(spec))), "-")
 	if !ok {
 		return 0, 0, 200
 	}
+	// Positions are 1*DIGIT: no sign (strconv would take "+5").
 	switch {
 	case first == "": // suffix: the last N bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n < 0 {
+		n, ok := parseLength([]byte(last))
+		if !ok {
 			return 0, 0, 200
 		}
 		if n == 0 || size == 0 {
@@ -296,13 +324,13 @@ func parseRange(v []byte, size int64) (start, end int64, status int) {
 		}
 		return max(size-n, 0), size - 1, 206
 	default:
-		a, err := strconv.ParseInt(first, 10, 64)
-		if err != nil || a < 0 {
+		a, ok := parseLength([]byte(first))
+		if !ok {
 			return 0, 0, 200
 		}
 		b := size - 1
 		if last != "" {
-			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+			if b, ok = parseLength([]byte(last)); !ok || b < a {
 				return 0, 0, 200
 			}
 			b = min(b, size-1)
@@ -321,33 +349,52 @@ const (
 )
 
 // acceptedEncoding picks the sibling to send: br before gzip, when the
-// client's Accept-Encoding takes it (a q of 0 refuses).
+// client's Accept-Encoding takes it (a q of 0, "q" in any case, refuses; "*"
+// stands only for the codings not listed, RFC 9110 §12.5.3).
 func acceptedEncoding(ae []byte, have int) int {
 	if ae == nil {
 		return 0
 	}
-	best := 0
+	listed, accepted := 0, 0 // codings named, and named with a weight above 0
+	star := 0                // "*": 0 absent, 1 accepted, -1 refused
 	for _, part := range strings.Split(string(ae), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		name = strings.ToLower(strings.TrimSpace(name))
-		if q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+		ok := true
+		if q, found := strings.CutPrefix(weightSpace.Replace(strings.ToLower(params)), "q="); found {
 			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				continue
+				ok = false
 			}
 		}
-		switch {
-		case name == "br" && have&encBr != 0:
-			return encBr
-		case name == "gzip" && have&encGzip != 0:
-			best = encGzip
-		case name == "*" && have&encBr != 0:
-			return encBr
-		case name == "*" && have&encGzip != 0:
-			best = encGzip
+		bit := 0
+		switch name {
+		case "br":
+			bit = encBr
+		case "gzip":
+			bit = encGzip
+		case "*":
+			if !ok {
+				star = -1
+			} else if star == 0 {
+				star = 1
+			}
+		}
+		listed |= bit
+		if ok {
+			accepted |= bit
 		}
 	}
-	return best
+	if star == 1 {
+		accepted |= (encBr | encGzip) &^ listed
+	}
+	accepted &= have
+	if accepted&encBr != 0 {
+		return encBr
+	}
+	return accepted & encGzip
 }
+
+var weightSpace = strings.NewReplacer(" ", "", "\t", "")
 
 // fileEntry is a cached lookup: an open file and what the responses need
 // of its stat, or the status to answer (404, 403...).
