@@ -15,9 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prefork/prefork/internal/chaoskit"
 	"github.com/prefork/prefork/internal/testkit"
 	"github.com/prefork/prefork/master"
-	"github.com/prefork/prefork/internal/chaoskit"
 )
 
 // The short form of scripts/chaos (same engine, package chaoskit): a load of

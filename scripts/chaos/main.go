@@ -67,8 +67,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/prefork/prefork/master"
 	"github.com/prefork/prefork/internal/chaoskit"
+	"github.com/prefork/prefork/master"
 )
 
 type options struct {
