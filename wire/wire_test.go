@@ -21,7 +21,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			Root: "/srv/www", CacheControl: "public, max-age=60", FollowSymlinks: true, Autoindex: true,
 		},
 		Slot: 2, Generation: 7, Listeners: []Listener{{Addr: "127.0.0.1:80"}, {Addr: "[::1]:81"}},
-		Exclusive: true, Heartbeat: time.Second, CPU: &cpu, AccessLogFD: true, RootFD: true,
+		Exclusive: true, Handoff: true, Heartbeat: time.Second, CPU: &cpu, AccessLogFD: true, RootFD: true,
 	}
 	// Every field must be set, so that one the encoding drops shows.
 	checkAllSet(t, reflect.ValueOf(in), "Spec")
