@@ -2,6 +2,7 @@ package worker
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -26,6 +27,8 @@ type handoff struct {
 	oob     []byte // room for MaxHandoffFDs rights, reused
 
 	received uint64 // fds the master handed (announced by FDS), adopted or not
+	lastSent time.Time   // when the last GONE went out
+	soon     *loop.Timer // a GONE report due, at most reportEvery after the last
 	refused  uint64 // of those, closed at once: truncated messages, AddConn errors
 	reported uint64 // the last GONE the master took
 	warned   uint64 // refusals logged so far (1st, 2nd, 4th, 8th...)
@@ -111,10 +114,33 @@ func (h *handoff) take(msg []byte, fds []int, trunc bool) bool {
 			}
 		}
 	}
-	// Each FDS message is answered with the current count, so the master's
-	// view of a worker it is handing connections to is one message old.
-	h.report()
+	// An FDS message is answered with the current count, within
+	// reportEvery, so the master's view of a worker it is handing
+	// connections to is a few milliseconds old at most.
+	h.reportSoon()
 	return true
+}
+
+// reportEvery bounds the rate of the GONE reports an FDS message calls for:
+// a master handing thousands of connections a second gets a report per
+// worker per reportEvery, not one per message (each is a wake-up of the
+// master's reader of this worker's socket).
+const reportEvery = 10 * time.Millisecond
+
+// reportSoon reports now if the last report is reportEvery old, else once
+// reportEvery has passed since it.
+func (h *handoff) reportSoon() {
+	if h.soon != nil {
+		return // due already
+	}
+	if wait := reportEvery - h.l.Now().Sub(h.lastSent); wait > 0 {
+		h.soon = h.l.AfterFunc(wait, func() {
+			h.soon = nil
+			h.report()
+		})
+		return
+	}
+	h.report()
 }
 
 // report sends GONE when the count changed since the master last took it.
@@ -135,6 +161,7 @@ func (h *handoff) report() {
 		return // EAGAIN: the master is behind; the heartbeat tries again
 	}
 	h.reported = gone
+	h.lastSent = h.l.Now()
 }
 
 func (h *handoff) warn(msg string, args ...any) {
