@@ -26,12 +26,12 @@ type handoff struct {
 	enabled bool
 	oob     []byte // room for MaxHandoffFDs rights, reused
 
-	received uint64 // fds the master handed (announced by FDS), adopted or not
+	received uint64      // fds the master handed (announced by FDS), adopted or not
 	lastSent time.Time   // when the last GONE went out
 	soon     *loop.Timer // a GONE report due, at most reportEvery after the last
-	refused  uint64 // of those, closed at once: truncated messages, AddConn errors
-	reported uint64 // the last GONE the master took
-	warned   uint64 // refusals logged so far (1st, 2nd, 4th, 8th...)
+	refused  uint64      // of those, closed at once: truncated messages, AddConn errors
+	reported uint64      // the last GONE the master took
+	warned   uint64      // refusals logged so far (1st, 2nd, 4th, 8th...)
 }
 
 func newHandoff(ctl int, l *loop.Loop, log *slog.Logger, enabled bool) *handoff {
