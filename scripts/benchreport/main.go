@@ -35,8 +35,8 @@
 //	    prefork_connections_active of worker slots 0..N-1 in a /metrics body.
 //	benchreport uneven -addr HOST:PORT [-conns 64 -heavy 16 -ratio 10 -d 4s]
 //	    a load generator for the modes workload: -conns keep-alive connections
-//	    of GET /, the first -heavy back to back, the others waiting (ratio-1)
-//	    times their last request's time after each response; prints
+//	    of GET /, the first -heavy back to back, each of the others paced to
+//	    1/ratio of the requests of the average heavy one; prints
 //	    "RPS P50 P99 ERRORS HEAVY/LIGHT" (µs; requests per heavy connection
 //	    over requests per light one).
 //	benchreport proc-ticks ROOT

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,10 +44,12 @@ func (r unevenResult) String() string {
 }
 
 // unevenLoad runs conns keep-alive connections to addr for d: the first
-// heavy of them send GET / back to back, the others wait (ratio-1) times
-// their last request's time after each response, so they send about 1/ratio
-// as many requests at the same latency. Latency: from the write of a request
-// to the end of its response.
+// heavy of them send GET / back to back; each of the others sends its next
+// request only while it has sent fewer than 1/ratio of what the average
+// heavy connection has (a pacer hands it a token then, checking every
+// millisecond), so the ratio holds whatever the latency and however late a
+// sleeping goroutine wakes on a loaded machine. Latency: from the write of a
+// request to the end of its response.
 func unevenLoad(addr string, conns, heavy, ratio int, d time.Duration) (unevenResult, error) {
 	type connStats struct {
 		lat    []time.Duration
@@ -55,20 +58,56 @@ func unevenLoad(addr string, conns, heavy, ratio int, d time.Duration) (unevenRe
 	stats := make([]connStats, conns)
 	start := time.Now()
 	end := start.Add(d)
+	var heavyDone atomic.Int64
+	tokens := make([]chan struct{}, conns)
+	for i := heavy; i < conns; i++ {
+		tokens[i] = make(chan struct{}, 1)
+	}
+	done := make(chan struct{})
+	var pacer sync.WaitGroup
+	if heavy > 0 && heavy < conns {
+		pacer.Add(1)
+		go func() {
+			defer pacer.Done()
+			issued := make([]int64, conns)
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				allowed := heavyDone.Load()/int64(heavy*ratio) + 1
+				for i := heavy; i < conns; i++ {
+					if issued[i] < allowed {
+						select {
+						case tokens[i] <- struct{}{}:
+							issued[i]++
+						default: // its last token is not used yet
+						}
+					}
+				}
+				select {
+				case <-tick.C:
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			st := &stats[i]
-			wait := time.Duration(0)
 			var c net.Conn
 			var br *bufio.Reader
+			timeout := time.NewTimer(time.Until(end))
+			defer timeout.Stop()
+		requests:
 			for time.Now().Before(end) {
-				if wait > 0 {
-					time.Sleep(min(wait, time.Until(end)))
-					if !time.Now().Before(end) {
-						break
+				if tokens[i] != nil && heavy > 0 {
+					select {
+					case <-tokens[i]:
+					case <-timeout.C:
+						break requests
 					}
 				}
 				if c == nil {
@@ -87,10 +126,9 @@ func unevenLoad(addr string, conns, heavy, ratio int, d time.Duration) (unevenRe
 					c = nil
 					continue
 				}
-				took := time.Since(t0)
-				st.lat = append(st.lat, took)
-				if i >= heavy {
-					wait = time.Duration(ratio-1) * took
+				st.lat = append(st.lat, time.Since(t0))
+				if i < heavy {
+					heavyDone.Add(1)
 				}
 			}
 			if c != nil {
@@ -99,6 +137,8 @@ func unevenLoad(addr string, conns, heavy, ratio int, d time.Duration) (unevenRe
 		}(i)
 	}
 	wg.Wait()
+	close(done)
+	pacer.Wait()
 	secs := time.Since(start).Seconds()
 	var all []float64
 	var res unevenResult
@@ -400,7 +440,7 @@ func modesSection(w io.Writer, c *reportConfig, bal, unev, cost table) {
 	}
 	if len(unev) > 0 {
 		fmt.Fprintf(w, "\nUneven work: %d keep-alive connections (benchreport uneven), a quarter of them sending back to back,\n", c.conns)
-		fmt.Fprintln(w, "the others waiting 9× their last request's time after each response (about 10× fewer requests);")
+		fmt.Fprintln(w, "the others paced to a tenth of a heavy connection's requests (the heavy / light column says what came of it);")
 		fmt.Fprintln(w, "the CPU seconds of each worker over the run, max / min; p50 and p99 over all requests, measured by the")
 		fmt.Fprintln(w, "client from write to the end of the response (Go, no coordinated-omission correction).")
 		fmt.Fprintln(w)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,16 +59,30 @@ func TestUnevenLoad(t *testing.T) {
 		_, _ = io.WriteString(w, "Hello, World!")
 	}))
 	defer srv.Close()
-	r, err := unevenLoad(strings.TrimPrefix(srv.URL, "http://"), 8, 2, 10, 500*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
+	// The ratio needs some requests behind it: on a machine that stalls the
+	// client for most of a run, run again (up to 3 times).
+	var r unevenResult
+	for try := 0; try < 3; try++ {
+		var err error
+		r, err = unevenLoad(strings.TrimPrefix(srv.URL, "http://"), 8, 2, 10, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.errors != 0 {
+			t.Fatalf("got %d errors, want none", r.errors)
+		}
+		if r.heavyPer >= 50 {
+			break
+		}
 	}
-	if r.errors != 0 || r.requests == 0 {
-		t.Fatalf("got %d requests, %d errors; want some and none", r.requests, r.errors)
+	t.Logf("%d requests, %.1f per heavy connection, %.1f per light one", r.requests, r.heavyPer, r.lightPer)
+	if r.heavyPer < 20 {
+		t.Fatalf("only %.0f requests per heavy connection in 3 runs of 1 s", r.heavyPer)
 	}
-	// 10× at equal latency; loose bounds, the machine is shared.
-	if ratio := r.heavyPer / r.lightPer; ratio < 3 || ratio > 30 {
-		t.Errorf("heavy/light requests per connection: got %.1f, want about 10", ratio)
+	// Paced to a tenth: a light connection may be one token ahead, or have
+	// its last token unused.
+	if want := r.heavyPer / 10; math.Abs(r.lightPer-want) > 1.5 {
+		t.Errorf("requests per light connection: got %.1f, want %.1f ± 1.5 (a tenth of the heavy ones')", r.lightPer, want)
 	}
 	if r.p50 <= 0 || r.p99 < r.p50 {
 		t.Errorf("latency: p50 %v p99 %v", r.p50, r.p99)
