@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -142,9 +144,32 @@ func (a *acceptor) run() {
 		a.closeAll()
 		close(a.done)
 	}()
+	hot := false
 	for {
-		n, err := unix.EpollWait(a.epfd, a.events, a.waitTimeout())
+		// While connections keep coming (the last wait returned events),
+		// wait raw, without the scheduler's syscall bookkeeping, and at
+		// most hotWait: a blocking wait through the scheduler lets sysmon
+		// hand this goroutine's P to another thread after 20 µs and makes
+		// the return wait for one, two thread switches per wake-up that
+		// cost more than the accept itself. A raw wait that ends empty
+		// makes the next one cold: an idle acceptor blocks where the
+		// runtime can see it (package loop does the same, loop/sys.go).
+		timeout := a.waitTimeout()
+		if hot && (timeout < 0 || timeout > hotWaitMillis) {
+			timeout = hotWaitMillis
+		}
+		var n int
+		var err error
+		if hot || timeout == 0 {
+			n, err = rawEpollWait(a.epfd, a.events, timeout)
+		} else {
+			n, err = unix.EpollWait(a.epfd, a.events, timeout)
+		}
 		if err == unix.EINTR {
+			// During a raw wait, the runtime asking for this goroutine
+			// (SIGURG: preemption, a stop of the world): give it a safe
+			// point now.
+			runtime.Gosched()
 			continue
 		}
 		if err != nil {
@@ -153,6 +178,9 @@ func (a *acceptor) run() {
 			a.log.Error("acceptor stopped: new connections wait unaccepted", "err", os.NewSyscallError("epoll_wait", err))
 			a.dropPending()
 			return
+		}
+		if timeout != 0 {
+			hot = n > 0
 		}
 		a.now = time.Now()
 		a.met.Wakeups.Inc()
@@ -622,6 +650,20 @@ func (a *acceptor) closeAll() {
 			*fd = -1
 		}
 	}
+}
+
+// hotWaitMillis bounds a raw epoll_wait (see run).
+const hotWaitMillis = 10
+
+// rawEpollWait is epoll_wait without telling the scheduler: for short waits
+// only (run).
+func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // accept4 accepts a connection non-blocking and close-on-exec, without the

@@ -386,16 +386,27 @@ func modesUnevenTable(w io.Writer, modes []string, t table) {
 				continue
 			}
 			masters = append(masters, cpu[0])
-			if lo, hi, _ := minMax(cpu[1:]); lo > 0 {
+			switch lo, hi, _ := minMax(cpu[1:]); {
+			case lo > 0:
 				spreads = append(spreads, hi/lo)
+			case hi > 0:
+				spreads = append(spreads, math.Inf(1)) // a worker did nothing
 			}
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", m,
 			si(medianOf(rows.nums(muRPS))), us(medianOf(rows.nums(muP50))), us(medianOf(rows.nums(muP99))),
 			maxOf(rows.nums(muErrors)).or("?"), medianOf(rows.nums(muRatio)).format(func(v float64) string { return fmt.Sprintf("%.1f", v) }, "?"),
-			medianOf(spreads).format(func(v float64) string { return fmt.Sprintf("%.2f", v) }, "?"),
+			medianOf(spreads).format(ratioText, "?"),
 			medianOf(masters).format(func(v float64) string { return fmt.Sprintf("%.2f s", v) }, "?"))
 	}
+}
+
+// ratioText formats a max/min ratio; ∞ when the min was 0.
+func ratioText(v float64) string {
+	if math.IsInf(v, 1) {
+		return "∞"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func modesCostTable(w io.Writer, modes []string, t table) {

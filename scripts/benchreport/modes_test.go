@@ -97,7 +97,7 @@ func TestModesSection(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
 		"modes-balance.tsv": "reuseport\t64\t22 14 10 18\nshared\t64\t40 8 8 8\nhandoff\t64\t16 16 16 16\nhandoff\t1000\t250 250 251 249\n",
-		"modes-uneven.tsv":  "reuseport\t1\t50000\t900\t3000\t0\t9.8\t0.10 2.00 1.00 1.50 0.50\nhandoff\t1\t52000\t800\t2000\t0\t10.1\t0.30 1.20 1.10 1.00 1.00\n",
+		"modes-uneven.tsv":  "reuseport\t1\t50000\t900\t3000\t0\t9.8\t0.10 2.00 1.00 1.50 0.50\nhandoff\t1\t52000\t800\t2000\t0\t10.1\t0.30 1.20 1.10 1.00 1.00\nshared\t1\t48000\t100\t7000\t0\t10.0\t0.00 0.82 0.00 0.00 0.00\n",
 		"modes-cost.tsv":    "handoff\t1\tclose\t20000\t1000\t5000\t0\t3\t0\t80000\t4.0\t1.0\nhandoff\t1\tkeepalive\t90000\t600\t2000\t0\t3\t0\t360000\t4.0\t0.01\n",
 	}
 	for name, body := range files {
@@ -117,6 +117,7 @@ func TestModesSection(t *testing.T) {
 		"| shared | 64 | 40 / 8 / 8 / 8 | 32 |",
 		"| handoff | 1000 | 250 / 250 / 251 / 249 | 2 |",
 		"| reuseport | 50.0k | 900 µs | 3.00 ms | 0 | 9.8 | 4.00 | 0.10 s |",
+		"| shared | 48.0k | 100 µs | 7.00 ms | 0 | 10.0 | ∞ | 0.00 s |",
 		"| new connection per request | handoff | 20.0k | 20.0k | 1.00 ms | 5.00 ms | 0 | 25.0 % |",
 		"| keep-alive | handoff | 90.0k | 90.0k | 600 µs | 2.00 ms | 0 | 0.2 % |",
 	} {
