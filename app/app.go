@@ -158,7 +158,7 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Value: cli.NewStringSlice(master.DefaultListen), EnvVars: env("LISTEN"),
 				Usage: "address to listen on, host:port or [v6]:port (repeatable); unset under systemd socket activation: the sockets systemd passed"},
 			&cli.StringFlag{Name: "mode", Value: string(master.DefaultMode), EnvVars: env("MODE"),
-				Usage: "how listeners reach workers: reuseport (a SO_REUSEPORT socket per worker) or shared (one socket, EPOLLEXCLUSIVE)"},
+				Usage: "how connections reach workers: reuseport (a SO_REUSEPORT socket per worker), shared (one socket, EPOLLEXCLUSIVE) or handoff (the master accepts and hands each connection to the least-loaded worker)"},
 			&cli.StringFlag{Name: "proto", Value: "http", EnvVars: env("PROTO"),
 				Usage: "protocol: " + strings.Join(names, "|")},
 			&cli.DurationFlag{Name: "idle-timeout", EnvVars: env("IDLE_TIMEOUT"),

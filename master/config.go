@@ -29,6 +29,10 @@ const (
 	// ModeReusePort: one SO_REUSEPORT socket per address per worker slot,
 	// kept by the master; worker k only holds slot k's sockets.
 	ModeReusePort Mode = "reuseport"
+	// ModeHandoff: one listening socket per address, kept by the master,
+	// which accepts on it and hands each connection's fd to the worker
+	// with the fewest open connections (SCM_RIGHTS on its control socket).
+	ModeHandoff Mode = "handoff"
 )
 
 // Defaults of the master's own settings (the workers' are in wire).
@@ -136,9 +140,9 @@ func (c *Config) Validate() error {
 		add("--workers %d: need at least one worker", c.Workers)
 	}
 	switch c.Mode {
-	case ModeShared, ModeReusePort:
+	case ModeShared, ModeReusePort, ModeHandoff:
 	default:
-		add("unknown --mode %q (want reuseport or shared)", c.Mode)
+		add("unknown --mode %q (want reuseport, shared or handoff)", c.Mode)
 	}
 	if len(c.Addrs) == 0 && !c.SocketActivation {
 		add("--listen: no address")

@@ -14,7 +14,10 @@ type metricsReply struct {
 
 // readControl forwards one worker's control messages until EOF. Metrics
 // answers go straight to the scrape waiting for them.
-func (m *Master) readControl(pid int, c control, replies chan<- metricsReply) {
+//
+// In handoff mode, GONE reports go straight to the worker's peer, where the
+// acceptor reads them, without a trip through the supervisor.
+func (m *Master) readControl(pid int, c control, replies chan<- metricsReply, pr *peer) {
 	buf := make([]byte, wire.MaxMessage)
 	for {
 		n, err := c.Recv(buf)
@@ -22,6 +25,12 @@ func (m *Master) readControl(pid int, c control, replies chan<- metricsReply) {
 			return // the worker exited (its exit arrives through SIGCHLD) or we closed
 		}
 		msg := buf[:n]
+		if pr != nil {
+			if closed, ok := wire.ParseGone(msg); ok {
+				pr.reportClosed(closed)
+				continue
+			}
+		}
 		if id, body, ok := wire.ParseMetricsReply(msg); ok {
 			select {
 			case replies <- metricsReply{id: id, body: bytes.Clone(body)}:
@@ -55,6 +64,7 @@ func (m *Master) onControl(pid int, msg string) {
 		}
 		p.state = stateReady
 		p.readyAt = now
+		m.handoffReady(p)
 		m.log.Info("worker ready", "slot", p.slot, "gen", p.gen, "pid", pid, "after", now.Sub(p.started).Round(time.Microsecond))
 		s := m.slots[p.slot]
 		if s == nil || !p.reload || p.retired != nil {

@@ -31,8 +31,10 @@
 // Nothing else: the master's own fds are close-on-exec, and the worker sets
 // FD_CLOEXEC on the inherited ones once it has them, so a program a handler
 // might start inherits nothing. In shared mode fd 4.. are the same sockets in
-// every worker; in reuseport mode they are slot K's sockets only. Connection
-// fds never leave the worker that accepted them.
+// every worker; in reuseport mode they are slot K's sockets only; in handoff
+// mode there are none (the master keeps the listeners; connections arrive on
+// fd 3). Connection fds never leave the worker that accepted them, or, in
+// handoff mode, the worker the master handed them to.
 //
 // The environment variables systemd sets for the master alone (NOTIFY_SOCKET,
 // LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES, WATCHDOG_*) are removed from the
@@ -43,11 +45,14 @@
 // One datagram per message (no framing; EOF means the other side died):
 //
 //	worker → master   READY (listeners in the epoll set), HB <conns> (heartbeat from
-//	                  the loop thread), METRICS <id>\n<registry> (a scrape's answer)
+//	                  the loop thread), METRICS <id>\n<registry> (a scrape's answer),
+//	                  GONE <n> (handoff mode: handed connections no longer open)
 //	master → worker   STOP (graceful), QUIT (fast), RETIRE (accept what is queued, then
-//	                  STOP), METRICS <id> (gather the registry on the loop thread)
+//	                  STOP), METRICS <id> (gather the registry on the loop thread),
+//	                  FDS <kinds> + SCM_RIGHTS (handoff mode: connections)
 //
-// wire/control.go has the formats and the encoders and parsers both sides use.
+// wire/control.go and wire/handoff.go have the formats and the encoders and
+// parsers both sides use.
 //
 // # Who owns what
 //
@@ -58,9 +63,65 @@
 // to its OS thread for the master's life, because Pdeathsig fires when the
 // forking thread exits, not the process.
 //
+// # Handoff mode
+//
+// With --mode handoff the master accepts. Its acceptor (acceptor.go) is one
+// goroutine running a raw epoll loop of its own over the listening sockets
+// (level-triggered) and an eventfd, apart from the supervisor's goroutine:
+// each wake-up accepts what the kernel has queued (up to 4×253), places each
+// connection, sends every worker its share in one sendmsg per 253 fds
+// (SCM_MAX_FD) on its control socket (FDS <kinds> with SCM_RIGHTS, non-
+// blocking), and closes the master's copies at once, so a connection lives
+// in exactly one worker and the master holds none. The worker receives with
+// recvmsg(MSG_CMSG_CLOEXEC) and adds each fd to its loop (loop.AddConn) as
+// if it had accepted it.
+//
+// Placement: the worker with the fewest open connections, ties round-robin
+// (a cursor that moves past each choice). Only workers that said READY and
+// have not been told to stop take connections: a worker is added at READY
+// and removed, synchronously, before STOP, RETIRE or QUIT is sent (so every
+// FDS message is in its socket ahead of the stop), when it is aborted as
+// hung, and when it exits. A worker whose socket is full (sendmsg EAGAIN) is
+// skipped for 5 ms; one whose send fails otherwise (EPIPE: it died) is
+// dropped; either way the connections meant for it go to the others in the
+// same turn (prefork_handoff_errors_total{reason="socket_full"|"worker_gone"}).
+// With no worker able to take connections (all starting, restarting or
+// full), the listeners leave the acceptor's epoll set, and new connections
+// wait in the kernel's accept queue, as they would for a worker in the other
+// modes; connections already accepted wait up to 5 s for one, then are
+// closed (reason="no_worker": the only connections the master loses).
+//
+// The counts are the master's own: connections handed to a worker minus the
+// worker's last GONE report, a cumulative count of the handed connections it
+// no longer has open (so a report lost to a full socket costs staleness,
+// never a wrong count). A worker reports within 10 ms of each FDS message it
+// receives, and with every heartbeat (every second at most). So the counts
+// are stale by the closes of the last 10 ms for a worker being handed
+// connections, and of the last heartbeat interval (up to a second) for one
+// that is not. They are never low: a connection counts from the moment it is
+// handed, in flight included, and a close counts only once reported. A burst
+// of new connections is therefore spread exactly (64 at once over 4 workers:
+// 16 each), and no worker is ever flooded for looking emptier than it is.
+// What staleness costs is the other way round: a worker whose connections
+// have just closed looks busier than it is, and gets fewer new connections
+// than it could until its next report; under a churn of short connections
+// placement tends to round-robin among the workers, which is as good as the
+// counts allow. prefork_handoff_open_connections{worker} is the master's
+// estimate, beside each worker's own prefork_connections_active.
+//
+// Reload and scale keep their guarantees: the listeners stay open and in the
+// master throughout (they close only at the stop); an old worker or a
+// retiring one is told RETIRE rather than STOP (it serves on for 300 ms
+// before it drains), so a connection handed to it in the instant before has
+// its first request read before the drain would close it as idle. A worker
+// that dies loses the connections it held and those in its socket not yet
+// received (the kernel closes them with the socket); none other.
+//
 // # Signals
 //
-//	TERM      graceful stop: STOP to every worker, the master's sockets closed;
+//	TERM      graceful stop: in handoff mode the acceptor stops first (what
+//	          the kernel has queued is accepted and handed out); STOP to
+//	          every worker, the master's sockets closed;
 //	          workers finish requests in flight, close idle keep-alive
 //	          connections, and are killed if still running after
 //	          --graceful-timeout + 5 s; exit 0 when all are gone
@@ -176,6 +237,8 @@
 //	               workers, stopping
 //	reload.go      rolling reload, scaling, retiring a slot
 //	control.go     the control sockets: reading, READY and heartbeats
+//	acceptor.go    handoff mode's acceptor: accept, place, send, close
+//	handoff.go     handoff mode's glue: peers, the supervisor's hooks, series
 //	listeners.go   the sockets per slot; activation.go: systemd's sockets
 //	env.go         the seam: process start, signals, clock and timers, real
 //	               in env_os.go (spawn.go forks), fake in supervise_test.go,

@@ -11,7 +11,8 @@ import (
 // listeners owns the master's listening sockets.
 //
 // Shared mode: shared[a] is the one socket of address a, inherited by every
-// worker. Reuseport mode: slots[k][a] is slot k's socket for address a, and
+// worker. Handoff mode: shared[a] too, but no worker inherits it: the
+// master's acceptor accepts on it. Reuseport mode: slots[k][a] is slot k's socket for address a, and
 // groups[a] tracks address a's SO_REUSEPORT group so a slot can be retired
 // without losing queued connections.
 type listeners struct {
@@ -46,7 +47,7 @@ func (ls *listeners) add(fd int) error {
 	if err != nil {
 		return err
 	}
-	if ls.mode == ModeShared {
+	if ls.mode != ModeReusePort {
 		ls.addrs = append(ls.addrs, bound)
 		ls.shared = append(ls.shared, fd)
 		return nil
@@ -64,8 +65,11 @@ func (ls *listeners) add(fd int) error {
 // forSlot returns the fds worker slot k inherits, opening the slot's
 // reuseport sockets if it has none yet.
 func (ls *listeners) forSlot(k int) ([]int, error) {
-	if ls.mode == ModeShared {
+	switch ls.mode {
+	case ModeShared:
 		return ls.shared, nil
+	case ModeHandoff:
+		return nil, nil // connections arrive over the control socket
 	}
 	if fds, ok := ls.slots[k]; ok {
 		return fds, nil
@@ -110,8 +114,12 @@ func (ls *listeners) closeRetired(fds []int) error {
 	return errors.Join(errs...)
 }
 
-// describe returns the Spec's listener list.
+// describe returns the Spec's listener list: the sockets a worker inherits
+// (none in handoff mode).
 func (ls *listeners) describe() []wire.Listener {
+	if ls.mode == ModeHandoff {
+		return nil
+	}
 	out := make([]wire.Listener, len(ls.addrs))
 	for i, a := range ls.addrs {
 		out[i] = wire.Listener{Addr: a}

@@ -63,6 +63,10 @@ type Master struct {
 	accessLog int
 	// rootDir is the --root directory (O_PATH) the workers inherit (-1: none).
 	rootDir int
+	// acc accepts and hands connections out in handoff mode (nil otherwise);
+	// handoff is its series.
+	acc     *acceptor
+	handoff *metrics.Handoff
 }
 
 // New checks cfg (Config.Validate: nothing is bound if it fails), opens or
@@ -110,6 +114,17 @@ func New(cfg Config) (*Master, error) {
 	}
 	m := newMaster(cfg, ls)
 	m.accessLog, m.rootDir = accessLog, rootDir
+	if m.cfg.Mode == ModeHandoff {
+		if err := m.newHandoff(); err != nil {
+			ls.closeAll()
+			for _, fd := range []int{accessLog, rootDir} {
+				if fd >= 0 {
+					_ = closeFD(fd)
+				}
+			}
+			return nil, err
+		}
+	}
 	if cfg.MetricsListen != "" {
 		if m.http, err = m.newHTTPServer(cfg.MetricsListen, cfg.MetricsFallback); err != nil {
 			ls.closeAll()
@@ -176,6 +191,11 @@ func (m *Master) Run() error {
 		}
 	}()
 
+	// Handoff mode: the acceptor runs from the start; it accepts nothing
+	// until a worker is ready (connections wait in the kernel's queue).
+	m.startAcceptor()
+	defer m.stopAccepting()
+
 	sp := newSpawner()
 	defer sp.close()
 	m.env = osEnv(sp)
@@ -206,6 +226,7 @@ func (m *Master) Run() error {
 			break
 		}
 	}
+	m.stopAccepting() // stopped already by the stop; the sockets close next
 	m.ls.closeAll()
 	for _, fd := range []int{m.accessLog, m.rootDir} {
 		if fd >= 0 {

@@ -45,6 +45,9 @@ type proc struct {
 	// before it) moves the reload on to the next slot.
 	reload bool
 	conns  int // open connections, from the last heartbeat
+	// peer is the worker as the handoff acceptor sees it (handoff mode;
+	// nil otherwise).
+	peer *peer
 	// metrics receives the worker's answers to METRICS requests (written by
 	// readControl, read by a scrape).
 	metrics chan metricsReply
@@ -94,6 +97,7 @@ func (m *Master) startWorker(s *slot) *proc {
 		Generation: s.gen,
 		Listeners:  m.ls.describe(),
 		Exclusive:  m.cfg.Mode == ModeShared,
+		Handoff:    m.cfg.Mode == ModeHandoff,
 		Heartbeat:  m.cfg.heartbeat(),
 	}
 	if m.accessLog >= 0 {
@@ -125,7 +129,8 @@ func (m *Master) startWorker(s *slot) *proc {
 		s.next = p
 		p.reload = true
 	}
-	go m.readControl(p.pid, ctl, p.metrics)
+	p.peer = m.newPeer(pid, s.index, ctl)
+	go m.readControl(p.pid, ctl, p.metrics, p.peer)
 	m.log.Info("worker started", "slot", s.index, "gen", s.gen, "pid", pid)
 	return p
 }
@@ -136,6 +141,7 @@ func (m *Master) onExit(pid int, ws unix.WaitStatus) {
 		return // not a worker: an orphan reparented to us as PID 1
 	}
 	delete(m.procs, pid)
+	m.handoffExit(p)
 	p.ctl.Close()
 	how := exitString(ws)
 	s := m.slots[p.slot]
@@ -266,6 +272,7 @@ func (m *Master) onTick() {
 // goroutine's stack), and SIGKILL abortGrace later if it is still there; its
 // exit is then a crash, counted as hung.
 func (m *Master) abort(p *proc, now time.Time) {
+	m.handoffExit(p) // no more connections for it: they would die with it
 	m.kill(p, unix.SIGABRT)
 	p.abortAt = now
 	p.hung = true
@@ -285,6 +292,7 @@ func (m *Master) stopProc(p *proc, how string) {
 	if p.state == stateStopping && how != wire.MsgQuit {
 		return
 	}
+	how = m.handoffStop(p, how)
 	p.state = stateStopping
 	grace := m.cfg.GracefulTimeout + stopSlack
 	if how == wire.MsgQuit {
@@ -310,6 +318,9 @@ func (m *Master) stop(how string) {
 	if !m.stopping {
 		m.notify.stopping()
 	}
+	// Handoff mode: stop accepting first (what the kernel has queued is
+	// still handed out, to workers that are about to drain it).
+	m.stopAccepting()
 	m.stopping = true
 	m.stopKind = how
 	m.reloadQueue = nil

@@ -38,6 +38,10 @@ type Spec struct {
 	// Exclusive: the listeners are shared with the other workers (shared
 	// mode); register them with EPOLLEXCLUSIVE.
 	Exclusive bool `json:"exclusive"`
+	// Handoff: handoff mode. The worker inherits no listener (Listeners is
+	// empty); the master accepts and sends each connection's fd over the
+	// control socket (FDS messages, wire/handoff.go).
+	Handoff bool `json:"handoff,omitempty"`
 	// Heartbeat is how often the loop sends HB: often enough that the
 	// master's --worker-timeout sees several.
 	Heartbeat time.Duration `json:"heartbeat"`

@@ -19,10 +19,31 @@
 // # Serving
 //
 // Everything happens on the loop's goroutine: connections, the control
-// socket (STOP, QUIT, RETIRE, METRICS), the heartbeat (HB <conns>, sent from
+// socket (STOP, QUIT, RETIRE, METRICS, FDS), the heartbeat (HB <conns>, sent from
 // the loop's tick every Spec.Heartbeat, so a stuck handler shows up at the
 // master as silence) and the metrics gather (the loop's counters are plain
 // integers read there without locks, encoded into one datagram).
+//
+// # Handoff mode
+//
+// With Spec.Handoff the worker inherits no listener: the master accepts, and
+// each connection arrives on the control socket as an FDS <kinds> message
+// with the fds in SCM_RIGHTS (wire/handoff.go), up to 253 per message. The
+// worker reads its control socket with recvmsg(MSG_CMSG_CLOEXEC), in every
+// mode, so a passed fd is close-on-exec from the moment it exists here, and
+// adds each fd to its loop with loop.AddConn: non-blocking, TCP_NODELAY for
+// a TCP one, the same OnOpen, counters, idle timeout and drain as an
+// accepted connection. A message the kernel truncated (MSG_CTRUNC: the
+// worker is out of fds) or whose fd count does not match its kinds has all
+// its fds closed: which of them are which cannot be known. So have the fds
+// of a message that is not FDS, and of any FDS outside handoff mode.
+//
+// The worker tells the master how many of the connections it was handed are
+// no longer open, GONE <n> (cumulative: received minus open), within 10 ms
+// of each FDS message and with every heartbeat; the master places new
+// connections by these counts (master/doc.go). Per worker:
+// prefork_handoff_received_total and prefork_handoff_refused_total (fds it
+// closed at once).
 //
 // # Stopping
 //

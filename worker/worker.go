@@ -71,6 +71,7 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	}
 	h := newHandler(spec.Settings)
 	var l *loop.Loop
+	var ho *handoff // connections handed over the control socket (handoff.go)
 	l, err := loop.New(loop.Config{
 		Handler:       h,
 		IdleTimeout:   spec.IdleTimeout,
@@ -81,11 +82,15 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 		Logger:        log,
 		TickInterval:  spec.Heartbeat,
 		// The heartbeat carries the open connection count (for STATUS=).
-		OnTick: func() { send(ctl, wire.Heartbeat(l.Conns())) },
+		OnTick: func() {
+			send(ctl, wire.Heartbeat(l.Conns()))
+			ho.report()
+		},
 	})
 	if err != nil {
 		return err
 	}
+	ho = newHandoff(ctl, l, log, spec.Handoff)
 	reg := newRegistry(func() snapshot {
 		s := snapshot{Stats: l.Stats(), Proto: spec.Proto}
 		if r, ok := h.(Requester); ok {
@@ -99,6 +104,9 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("worker: the protocol's metrics: %w", err)
 		}
+	}
+	if spec.Handoff {
+		reg.MustRegister(ho.collector())
 	}
 	for i := range spec.Listeners {
 		fd := wire.FDFirstListener + i
@@ -132,7 +140,11 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	var buf [512]byte
 	if err := l.Watch(ctl, func(uint32) {
 		for {
-			n, err := unix.Read(ctl, buf[:])
+			// recvmsg, not read: an FDS message's fds would be lost to read(2).
+			n, fds, trunc, err := ho.recv(buf[:])
+			if n == 0 && len(fds) > 0 {
+				closeFDs(fds) // never sent; and a 0-byte datagram is EOF below
+			}
 			switch {
 			case err == unix.EINTR:
 				continue
@@ -144,6 +156,9 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 				_ = l.Unwatch(ctl)
 				stop(wire.MsgQuit)
 				return
+			}
+			if ho.take(buf[:n], fds, trunc) {
+				continue
 			}
 			msg := bytes.TrimSpace(buf[:n])
 			if id, ok := wire.ParseMetricsRequest(msg); ok {

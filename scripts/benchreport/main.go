@@ -31,6 +31,19 @@
 //	    per worker slot 0..N-1, the increase of prefork_connections_accepted_total
 //	    (summed over the other labels) between two /metrics bodies; nothing
 //	    if AFTER has no such series.
+//	benchreport active -workers N METRICS-FILE
+//	    prefork_connections_active of worker slots 0..N-1 in a /metrics body.
+//	benchreport uneven -addr HOST:PORT [-conns 64 -heavy 16 -ratio 10 -d 4s]
+//	    a load generator for the modes workload: -conns keep-alive connections
+//	    of GET /, the first -heavy back to back, each of the others paced to
+//	    1/ratio of the requests of the average heavy one; prints
+//	    "RPS P50 P99 ERRORS HEAVY/LIGHT" (µs; requests per heavy connection
+//	    over requests per light one).
+//	benchreport proc-ticks ROOT
+//	    "PID:TICKS ...": utime+stime of ROOT and of each of its children.
+//	benchreport proc-cpu -hz HZ BEGIN END
+//	    "ROOT_S CHILD_S ...": the CPU seconds between two proc-ticks lines
+//	    (children present in both only).
 //	benchreport report [flags] RESULTS-DIR
 //	    the markdown tables of the TSV files in RESULTS-DIR (benchreport report -h).
 package main
@@ -43,7 +56,9 @@ import (
 
 const usage = `usage: benchreport wrk | kv KEY... | pids ROOT | rss ROOT | cpu-snap ROOT TIMES-FILE |
        cpu-delta -hz HZ -ncpu N BEGIN END | syscalls -server S -depth D -requests N FILE |
-       accepts FILE | accepted -workers N BEFORE AFTER | report [flags] DIR
+       accepts FILE | accepted -workers N BEFORE AFTER | active -workers N FILE |
+       uneven -addr A [flags] |
+       proc-ticks ROOT | proc-cpu -hz HZ BEGIN END | report [flags] DIR
 (the doc comment of scripts/benchreport/main.go describes each)`
 
 func main() {
@@ -78,6 +93,14 @@ func run(cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
 		return cmdAccepts(args, stdout)
 	case "accepted":
 		return cmdAccepted(args, stdout)
+	case "active":
+		return cmdActive(args, stdout)
+	case "uneven":
+		return cmdUneven(args, stdout)
+	case "proc-ticks":
+		return cmdProcTicks(args, stdout)
+	case "proc-cpu":
+		return cmdProcCPU(args, stdout)
 	case "report":
 		return cmdReport(args, stdout)
 	case "-h", "--help", "help":

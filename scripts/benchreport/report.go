@@ -26,6 +26,7 @@ import (
 //	adapter-memory.tsv: server RSS-before-KiB RSS-after-KiB requests-in-flight "ok=N failed=M"
 //	static.tsv:   server round file req/s p50 p99 errors others'-CPU-% steal-% requests server-CPU-s
 //	              wrk-elapsed-s wrk-CPU-s file-bytes
+//	modes-*.tsv:  the modes workload's (modes.go)
 const (
 	colServer = 0
 
@@ -66,7 +67,7 @@ const (
 // reportConfig is what the headings and tables need of the script's knobs.
 type reportConfig struct {
 	conns, duration, pipelineDepth, echoSize, idleConns, syscallSeconds int
-	balanceWorkers, balanceConns, balanceConc                           int
+	balanceWorkers, balanceConns, balanceConc, modesWorkers             int
 	inflight, inflightMS                                                int
 	httpServers, echoServers, adapterServers, staticServers             []string
 	labels                                                              map[string]string
@@ -470,7 +471,8 @@ func balanceRow(row []string) string {
 // itself (revision, machine, versions, load average).
 func report(w io.Writer, c *reportConfig, dir string) error {
 	tabs := map[string]table{}
-	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance", "adapter", "adapter-memory", "static"} {
+	for _, name := range []string{"keepalive", "pipeline", "echo", "memory", "syscalls", "balance", "adapter", "adapter-memory", "static",
+		"modes-balance", "modes-uneven", "modes-cost"} {
 		t, err := readTable(dir, name+".tsv")
 		if err != nil {
 			return err
@@ -488,6 +490,8 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 	steal = append(steal, tabs["adapter"].nums(adSteal)...)
 	other = append(other, tabs["static"].nums(stOther)...)
 	steal = append(steal, tabs["static"].nums(stSteal)...)
+	other = append(other, tabs["modes-cost"].nums(mcOther)...)
+	steal = append(steal, tabs["modes-cost"].nums(mcSteal)...)
 	if len(other) > 0 {
 		fmt.Fprintln(w, "During the throughput runs, in % of all CPUs: CPU used by other processes and kernel threads")
 		fmt.Fprintf(w, "median %s %%, max %s %%; steal time (the hypervisor running\n", medianOf(other).or(""), maxOf(other).or(""))
@@ -563,6 +567,7 @@ func report(w io.Writer, c *reportConfig, dir string) error {
 		fmt.Fprintln(w, "thread is what bounds the rate. Latencies are wrk's, after its coordinated-omission correction.")
 		staticTables(w, c, tabs["static"])
 	}
+	modesSection(w, c, tabs["modes-balance"], tabs["modes-uneven"], tabs["modes-cost"])
 	return nil
 }
 
@@ -601,6 +606,7 @@ func cmdReport(args []string, stdout io.Writer) error {
 	fs.IntVar(&c.balanceWorkers, "balance-workers", 4, "workers of the balance workload")
 	fs.IntVar(&c.balanceConns, "balance-conns", 2000, "connections of the balance workload")
 	fs.IntVar(&c.balanceConc, "balance-conc", 8, "connections at a time in the balance workload")
+	fs.IntVar(&c.modesWorkers, "modes-workers", 4, "workers of the modes workload")
 	httpServers := fs.String("http", "prefork,nginx,gnet,fasthttp,nethttp,floor", "HTTP servers, in table order")
 	echoServers := fs.String("echo", "prefork-echo,gnet-echo,floor-echo", "echo servers, in table order")
 	adapterServers := fs.String("adapter", "prefork-nethttp,"+adapterBase, "servers of the adapter workload, in table order")
