@@ -90,6 +90,15 @@ func (m *Master) retire(k int) {
 	m.reloadQueue = removeInt(m.reloadQueue, k)
 	if s.restartTimer != nil {
 		s.restartTimer.Stop()
+		s.restartTimer = nil
+	}
+	if s.cur == nil && s.next == nil && m.cfg.Mode == ModeReusePort {
+		// The slot's worker is dead, backing off after a crash, but its
+		// socket may hold connections queued for it: closing the socket
+		// would reset them. Start a worker at once to accept what is
+		// queued and drain, as any retiring slot's worker does.
+		m.log.Info("retiring a slot without a worker: starting one to take its queue", "slot", k)
+		m.startWorker(s)
 	}
 	fds, err := m.ls.retireSlot(k)
 	if err != nil {

@@ -622,9 +622,20 @@ func TestSupervisorScale(t *testing.T) {
 		}
 		starts := len(s.env.starts)
 		s.signal(unix.SIGTTOU)
+		// Its socket may hold queued connections: a worker is started at
+		// once to take them, and told to retire.
+		if got := len(s.env.starts) - starts; got != 1 || s.lastStart().spec.Slot != 1 {
+			t.Fatalf("after TTOU of a slot in backoff: %d new starts, want 1 for slot 1", got)
+		}
+		drainer := s.lastStart().pid
+		if got := s.sent(drainer); !slices.Contains(got, wire.MsgRetire) {
+			t.Errorf("the slot's new worker got %q, want RETIRE", got)
+		}
+		s.ready(drainer)
+		s.exited0(drainer)
 		s.advance(time.Second)
-		if len(s.env.starts) != starts || s.m.slots[1] != nil {
-			t.Errorf("retired slot restarted: %d new starts", len(s.env.starts)-starts)
+		if len(s.env.starts) != starts+1 || s.m.slots[1] != nil {
+			t.Errorf("retired slot restarted: %d new starts, want only the one that took its queue", len(s.env.starts)-starts)
 		}
 		s.wantStatus("serving: 1/1")
 	})
