@@ -67,6 +67,12 @@ func (m *Master) onControl(pid int, msg string) {
 		m.handoffReady(p)
 		m.log.Info("worker ready", "slot", p.slot, "gen", p.gen, "pid", pid, "after", now.Sub(p.started).Round(time.Microsecond))
 		s := m.slots[p.slot]
+		if s != nil && s.paused && s.cur == p {
+			if err := m.ls.resumeSlot(s.index); err != nil {
+				m.log.Error("cannot steer connections back to a slot", "slot", s.index, "err", err)
+			}
+			s.paused = false
+		}
 		if s == nil || !p.reload || p.retired != nil {
 			return
 		}

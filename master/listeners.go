@@ -105,6 +105,27 @@ func (ls *listeners) retireSlot(k int) ([]int, error) {
 	return fds, errors.Join(errs...)
 }
 
+// pauseSlot steers new connections away from slot k's sockets while it has
+// no worker (a crash backoff); what is queued stays for the next worker.
+// It fails, changing nothing for that address, when slot k is the only
+// live member left. Shared and handoff modes: nothing.
+func (ls *listeners) pauseSlot(k int) error {
+	var errs []error
+	for a, fd := range ls.slots[k] {
+		errs = append(errs, ls.groups[a].Retire(fd))
+	}
+	return errors.Join(errs...)
+}
+
+// resumeSlot undoes pauseSlot once slot k has a worker again.
+func (ls *listeners) resumeSlot(k int) error {
+	var errs []error
+	for a, fd := range ls.slots[k] {
+		errs = append(errs, ls.groups[a].Revive(fd))
+	}
+	return errors.Join(errs...)
+}
+
 // closeRetired closes a retired slot's sockets, after its worker drained them.
 func (ls *listeners) closeRetired(fds []int) error {
 	var errs []error

@@ -65,6 +65,9 @@ type slot struct {
 	crashes  int   // consecutive crashes, for the backoff
 	// restartTimer is pending while the slot waits out its backoff.
 	restartTimer timer
+	// paused: new connections are steered away from the slot's sockets
+	// during its backoff, until its next worker is ready.
+	paused bool
 }
 
 // How long a stopping worker has, past its own deadline, before SIGKILL; and
@@ -211,6 +214,16 @@ func (m *Master) scheduleRestart(s *slot) {
 		return
 	}
 	m.log.Warn("worker crash loop: backing off", "slot", s.index, "delay", delay, "crashes", s.crashes)
+	if !s.paused {
+		// Nobody will accept on the slot's socket for a while: new
+		// connections go to the other slots meanwhile (those already
+		// queued wait for the next worker).
+		if err := m.ls.pauseSlot(s.index); err != nil {
+			m.log.Debug("cannot steer connections away from a slot in backoff", "slot", s.index, "err", err)
+		} else {
+			s.paused = true
+		}
+	}
 	index, gen := s.index, s.gen
 	s.restartTimer = m.env.afterFunc(delay, func() { m.post(evRestart{slot: index, gen: gen}) })
 }

@@ -224,6 +224,25 @@ func (g *Group) Retire(fd int) error {
 	return nil
 }
 
+// Revive marks a member that Retire took out live again: new connections
+// reach it once more (a paused slot whose worker is back). A live member
+// is left as it is.
+func (g *Group) Revive(fd int) error {
+	i := g.Index(fd)
+	if i < 0 {
+		return fmt.Errorf("reuseport group: revive fd %d: not a member", fd)
+	}
+	if g.live[i] {
+		return nil
+	}
+	g.live[i] = true
+	if err := g.steer(); err != nil {
+		g.live[i] = false
+		return err
+	}
+	return nil
+}
+
 // Close takes fd out of the group and closes it, following the kernel: the
 // member at the last index moves to fd's index. It then re-steers the group,
 // or detaches the program when no retiring member remains. fd should have

@@ -692,3 +692,38 @@ func ExampleGroup() {
 	}
 	// Output: 2 -1 [true true]
 }
+
+// TestGroupRevive: a member paused with Retire gets no new connections;
+// revived, it gets its share again, and once every member is live the
+// program is detached.
+func TestGroupRevive(t *testing.T) {
+	s := newSockets(t)
+	fds := s.listen("127.0.0.1:0", 3)
+	var g Group
+	for _, fd := range fds {
+		if err := g.Add(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Retire(fds[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := spread(t, fds, 300); got[2] != 0 {
+		t.Fatalf("paused socket 2 got connections: %v", got)
+	}
+	if err := g.Revive(fds[2]); err != nil {
+		t.Fatal(err)
+	}
+	if g.steered {
+		t.Error("every member live again, but the program is still attached")
+	}
+	if got := spread(t, fds, 300); got[2] == 0 {
+		t.Fatalf("revived socket 2 got no connection: %v", got)
+	}
+	if err := g.Revive(fds[2]); err != nil {
+		t.Errorf("reviving a live member: %v, want nil", err)
+	}
+	if err := g.Revive(-1); err == nil {
+		t.Error("reviving a non-member: want an error")
+	}
+}
