@@ -68,7 +68,7 @@ func FuzzEncodeDecode(f *testing.F) {
 	f.Add("5xx", 1.5, uint8(3), 0)
 	f.Add("", math.Inf(-1), uint8(0), 7)
 	f.Add("\xff\x00\"\\\n}", math.NaN(), uint8(255), -3)
-	f.Add("worker", -0.0, uint8(9), 1<<40)
+	f.Add("worker", math.Copysign(0, -1), uint8(9), 1<<40)
 	f.Fuzz(func(t *testing.T, label string, v float64, n uint8, slot int) {
 		reg := workerRegistry(t, label, v, n)
 		want, err := reg.Gather()
