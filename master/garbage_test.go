@@ -107,8 +107,8 @@ func randomBytes(r *rand.Rand, n int) []byte {
 	return b[:n]
 }
 
-// aMiB is a mebibyte of random bytes, made once.
-var aMiB = randomBytes(rand.New(rand.NewPCG(1, 2)), 1<<20)
+// bigBlock is 512 KiB of random bytes, made once.
+var bigBlock = randomBytes(rand.New(rand.NewPCG(1, 2)), 512<<10)
 
 func fixed(s string) func(*rand.Rand) []byte { return func(*rand.Rand) []byte { return []byte(s) } }
 
@@ -155,9 +155,11 @@ func echoBack(sent, got []byte) error {
 }
 
 var echoAttacks = []attack{
-	{"random bytes", func(r *rand.Rand) []byte { return randomBytes(r, 1+r.IntN(64<<10)) }, echoBack},
+	{"random bytes", func(r *rand.Rand) []byte { return randomBytes(r, 1+r.IntN(16<<10)) }, echoBack},
 	{"NUL bytes", func(r *rand.Rand) []byte { return make([]byte, 1+r.IntN(8<<10)) }, echoBack},
-	{"a MiB at once", func(*rand.Rand) []byte { return aMiB }, echoBack},
+	// Past the loop's output high-water mark (256 KiB): the worker stops
+	// reading until the echo drains, and still gives all of it back.
+	{"512 KiB at once", func(*rand.Rand) []byte { return bigBlock }, echoBack},
 	{"HTTP at the echo port", fixed("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), echoBack},
 }
 

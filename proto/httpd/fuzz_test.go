@@ -516,6 +516,7 @@ var refQ = regexp.MustCompile(`^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$`)
 func refCodings(ae string) (accept, refuse map[string]bool, wellFormed bool) {
 	accept, refuse = map[string]bool{}, map[string]bool{}
 	explicit := map[string]bool{}
+	garbled := map[string]bool{} // codings named with a malformed weight ("br;", "br;q=x")
 	star := ""
 	wellFormed = true
 	type entry struct {
@@ -539,6 +540,7 @@ func refCodings(ae string) (accept, refuse map[string]bool, wellFormed bool) {
 			p := strings.Trim(params, " \t")
 			if len(p) < 2 || p[0]|0x20 != 'q' || p[1] != '=' || !refQ.MatchString(p[2:]) {
 				wellFormed = false
+				garbled[name] = true
 				continue
 			}
 			zero = strings.Trim(p[2:], "0.") == ""
@@ -570,6 +572,9 @@ func refCodings(ae string) (accept, refuse map[string]bool, wellFormed bool) {
 		if !explicit[c] {
 			accept[c], refuse[c] = star == "accept", star == "refuse"
 		}
+		if garbled[c] {
+			refuse[c] = false // "br;, br;q=0": the client's word on br is unclear
+		}
 	}
 	return accept, refuse, wellFormed
 }
@@ -584,6 +589,11 @@ func FuzzAcceptEncoding(f *testing.F) {
 		f.Add([]byte(s), uint8(encBr|encGzip))
 	}
 	f.Fuzz(func(t *testing.T, ae []byte, have uint8) {
+		for _, c := range ae {
+			if !valueOK[c] {
+				return // not a field value the parser lets through ("gzip;q=0,\ngzip")
+			}
+		}
 		h := int(have) & (encBr | encGzip)
 		got := acceptedEncoding(ae, h)
 		accept, refuse, wellFormed := refCodings(string(ae))
