@@ -355,7 +355,7 @@ func acceptedEncoding(ae []byte, have int) int {
 	if ae == nil {
 		return 0
 	}
-	listed, accepted := 0, 0 // codings named, and named with a weight above 0
+	listed, accepted, refused := 0, 0, 0 // codings named, named with a weight above 0, named with q=0
 	star := 0                // "*": 0 absent, 1 accepted, -1 refused
 	for _, part := range strings.Split(string(ae), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
@@ -382,8 +382,13 @@ func acceptedEncoding(ae []byte, have int) int {
 		listed |= bit
 		if ok {
 			accepted |= bit
+		} else {
+			refused |= bit
 		}
 	}
+	// A coding named twice, once with q=0 ("br;q=0, br"): the refusal
+	// stands, so a client that said no never gets it.
+	accepted &^= refused
 	if star == 1 {
 		accepted |= (encBr | encGzip) &^ listed
 	}
