@@ -356,7 +356,7 @@ func acceptedEncoding(ae []byte, have int) int {
 		return 0
 	}
 	listed, accepted, refused := 0, 0, 0 // codings named, named with a weight above 0, named with q=0
-	star := 0                // "*": 0 absent, 1 accepted, -1 refused
+	star := 0                            // "*": 0 absent, 1 accepted, -1 refused
 	for _, part := range strings.Split(string(ae), ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		name = strings.ToLower(strings.TrimSpace(name))
