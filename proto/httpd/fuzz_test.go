@@ -139,6 +139,103 @@ const (
 // or sizes adding up to more, is refTooLarge as soon as its digit or its line
 // says so; the trailer section, final CRLF included, may hold MaxHeadSize
 // bytes. It returns where the body ends and its data.
+// refChunkExt reads the chunk extensions starting at in[i] (a ';') up to the
+// CR, by RFC 9112 §7.1.1's grammar, one element at a time:
+//
+//	chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-val = token / quoted-string
+//
+// It returns the index of the CR and refDone, refMore when the input ends
+// before anything is wrong, or refBad.
+func refChunkExt(in []byte, i int) (int, refVerdict) {
+	isTok := func(c byte) bool { // RFC 9110 §5.6.2 tchar
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c != 0 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	}
+	bws := func() {
+		for i < len(in) && (in[i] == ' ' || in[i] == '\t') {
+			i++
+		}
+	}
+	token := func() bool {
+		k := i
+		for i < len(in) && isTok(in[i]) {
+			i++
+		}
+		return i > k
+	}
+	for {
+		if i == len(in) {
+			return i, refMore
+		}
+		if in[i] != ';' {
+			return i, refBad
+		}
+		i++
+		bws()
+		if !token() {
+			if i == len(in) {
+				return i, refMore
+			}
+			return i, refBad
+		}
+		bws()
+		if i < len(in) && in[i] == '=' {
+			i++
+			bws()
+			if i == len(in) {
+				return i, refMore
+			}
+			if in[i] == '"' {
+				for i++; ; i++ {
+					if i == len(in) {
+						return i, refMore
+					}
+					c := in[i]
+					if c == '"' {
+						i++
+						break
+					}
+					if c == '\\' {
+						if i++; i == len(in) {
+							return i, refMore
+						}
+						c = in[i]
+						if c < 0x20 && c != '\t' || c == 0x7f {
+							return i, refBad
+						}
+						continue
+					}
+					if c < 0x20 && c != '\t' || c == 0x7f {
+						return i, refBad
+					}
+				}
+			} else if !token() {
+				return i, refBad
+			}
+			if i < len(in) && (in[i] == ' ' || in[i] == '\t') {
+				bws() // only another ';' may follow
+				if i == len(in) {
+					return i, refMore
+				}
+				if in[i] != ';' {
+					return i, refBad
+				}
+				continue
+			}
+		}
+		if i == len(in) {
+			return i, refMore
+		}
+		if in[i] == '\r' {
+			if in[i-1] == ' ' || in[i-1] == '\t' {
+				return i, refBad // whitespace before the CRLF
+			}
+			return i, refDone
+		}
+	}
+}
+
 func refChunked(in []byte, maxBody int64) (end int, data []byte, v refVerdict) {
 	i := 0
 	// at reports whether a byte is available at i.
@@ -179,11 +276,11 @@ func refChunked(in []byte, maxBody int64) (end int, data []byte, v refVerdict) {
 			return 0, data, refMore
 		}
 		if in[i] == ';' {
-			for i++; at() && in[i] != '\r'; i++ {
-				if c := in[i]; c < 0x20 && c != '\t' || c == 0x7f {
-					return 0, nil, refBad
-				}
+			j, v := refChunkExt(in, i)
+			if v != refDone {
+				return 0, data, v
 			}
+			i = j
 		} else if i > ws {
 			return 0, nil, refBad // white space not followed by an extension
 		}
