@@ -412,20 +412,7 @@ func TestHandoffReloadAndScale(t *testing.T) {
 	ld := startLoad(t, s.addr, 4)
 	ld.waitRequests(t, 50)
 	for i := 1; i <= 2; i++ {
-		before := s.readyWorkers()
-		s.signal(unix.SIGHUP)
-		testkit.WaitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
-			st := s.status()
-			if st.Reloads != i || len(st.Workers) != 3 {
-				return false
-			}
-			for _, w := range st.Workers {
-				if w.State != "ready" || w.PID == before[w.Slot] {
-					return false
-				}
-			}
-			return true
-		})
+		s.reload(i, 3)
 		ld.waitRequests(t, 50)
 		if n := masterConnFDs(t, s); n != 0 {
 			t.Errorf("reload %d: connection fds in the master: got %d, want 0", i, n)

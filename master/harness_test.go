@@ -211,6 +211,27 @@ func (s *server) waitReady(n int) map[int]int {
 	return ready
 }
 
+// reload sends HUP and waits until the master has counted reload number i
+// and every one of the n slots has a ready worker that is not the one it
+// had before.
+func (s *server) reload(i, n int) {
+	s.t.Helper()
+	before := s.readyWorkers()
+	s.signal(unix.SIGHUP)
+	testkit.WaitFor(s.t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
+		st := s.status()
+		if st.Reloads != i || len(st.Workers) != n || len(s.workerPIDs()) != n {
+			return false
+		}
+		for _, w := range st.Workers {
+			if w.State != "ready" || w.PID == before[w.Slot] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func (s *server) signal(sig unix.Signal) {
 	s.t.Helper()
 	if err := unix.Kill(s.pid, sig); err != nil {

@@ -197,20 +197,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				seen[pid] = true
 			}
 			for i := 1; i <= 3; i++ {
-				before := s.readyWorkers()
-				s.signal(unix.SIGHUP)
-				testkit.WaitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
-					st := s.status()
-					if st.Reloads != i || len(st.Workers) != 3 {
-						return false
-					}
-					for _, w := range st.Workers {
-						if w.State != "ready" || w.PID == before[w.Slot] {
-							return false
-						}
-					}
-					return true
-				})
+				s.reload(i, 3)
 				for slot, pid := range s.readyWorkers() {
 					if seen[pid] {
 						t.Errorf("reload %d: slot %d kept pid %d", i, slot, pid)

@@ -174,20 +174,7 @@ func TestKeepAliveReload(t *testing.T) {
 			ld := startKeepAliveLoad(t, s.addr, 16)
 			ld.waitRequests(t, 200)
 			for i := 1; i <= 3; i++ {
-				before := s.readyWorkers()
-				s.signal(unix.SIGHUP)
-				testkit.WaitFor(t, fmt.Sprintf("reload %d", i), 30*time.Second, func() bool {
-					st := s.status()
-					if st.Reloads != i || len(st.Workers) != 3 || len(s.workerPIDs()) != 3 {
-						return false
-					}
-					for _, w := range st.Workers {
-						if w.State != "ready" || w.PID == before[w.Slot] {
-							return false
-						}
-					}
-					return true
-				})
+				s.reload(i, 3)
 				ld.waitRequests(t, 200)
 			}
 			s.signal(unix.SIGTTIN)
