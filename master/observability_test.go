@@ -300,38 +300,53 @@ func TestSystemdNotify(t *testing.T) {
 }
 
 // TestSocketActivation: under systemd-socket-activate the master adopts the
-// passed listener (no --listen) and serves through it.
+// passed listener (no --listen) and serves through it: in the default mode
+// (which falls back to shared, the socket having no SO_REUSEPORT) and in
+// handoff mode (the master's acceptor accepts on the adopted socket).
 func TestSocketActivation(t *testing.T) {
 	tool := requireTool(t, "systemd-socket-activate", "systemd")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(tool, "-l", addr, bin, "serve", "--workers", "2", "--metrics-listen", "", "--log-format", "json")
-	logs := startTool(t, cmd)
-	// systemd-socket-activate listens at once and starts the server on the
-	// first connection, which waits in the adopted socket's queue.
-	testkit.WaitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	for i := 0; i < 20; i++ {
-		if err := get(addr); err != nil {
-			t.Fatalf("request %d through the activated socket: %v", i, err)
-		}
-	}
-	if !strings.Contains(logs.String(), "socket activation: adopting listeners") {
-		t.Errorf("the master did not say it adopted the socket")
-	}
-	// systemd-socket-activate's socket has no SO_REUSEPORT: the default
-	// reuseport mode must fall back to shared and say so.
-	if !strings.Contains(logs.String(), "using shared mode") {
-		t.Errorf("the master did not fall back to shared mode for a socket without SO_REUSEPORT")
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		fallback bool // the master must say it falls back to shared mode
+	}{
+		{name: "default mode falls back to shared", fallback: true},
+		{name: "handoff", args: []string{"--mode", "handoff"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			args := append([]string{"-l", addr, bin, "serve", "--workers", "2", "--metrics-listen", "", "--log-format", "json"}, tc.args...)
+			logs := startTool(t, exec.Command(tool, args...))
+			// systemd-socket-activate listens at once and starts the server on the
+			// first connection, which waits in the adopted socket's queue.
+			testkit.WaitFor(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			})
+			for i := 0; i < 20; i++ {
+				if err := get(addr); err != nil {
+					t.Fatalf("request %d through the activated socket: %v", i, err)
+				}
+			}
+			out := logs.String()
+			if !strings.Contains(out, "socket activation: adopting listeners") {
+				t.Errorf("the master did not say it adopted the socket")
+			}
+			if got := strings.Contains(out, "using shared mode"); got != tc.fallback {
+				t.Errorf("said it falls back to shared mode: %v, want %v", got, tc.fallback)
+			}
+			if len(tc.args) > 0 && !strings.Contains(out, `"mode":"handoff"`) {
+				t.Errorf("the master did not start in handoff mode")
+			}
+		})
 	}
 }
 
