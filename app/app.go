@@ -4,10 +4,13 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/prefork/prefork/buildinfo"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/master"
 	"github.com/prefork/prefork/proto/calc"
@@ -26,6 +30,10 @@ import (
 	"github.com/prefork/prefork/wire"
 	"github.com/prefork/prefork/worker"
 )
+
+// The main goroutine stays on the main thread: the master forks its workers
+// and makes an upgrade's execve there (master.LockMainThread says why).
+func init() { master.LockMainThread() }
 
 // Protocol is a named protocol the CLI can serve (--proto NAME).
 type Protocol struct {
@@ -60,6 +68,10 @@ func Builtin() []Protocol {
 // as the worker's --user), or the greeting.
 func newHTTP(s wire.Settings) loop.Handler {
 	opts := httpd.Options{MaxBody: s.MaxBody, MaxInflight: s.MaxInflight, AccessLog: s.AccessLogWriter()}
+	if buildinfo.Set() && httpd.ValidServerName("prefork/"+buildinfo.Version) {
+		// A release says which one it is, as nginx does (Server: nginx/1.22.1).
+		opts.ServerName = "prefork/" + buildinfo.Version
+	}
 	if s.Root != "" {
 		ropts := httpd.RootOptions{FollowSymlinks: s.FollowSymlinks}
 		var root *httpd.Root
@@ -109,6 +121,9 @@ func New(extra ...Protocol) *cli.App {
 			signalCommand("reload", "rolling reload of the running master's workers (HUP)", unix.SIGHUP, false),
 			signalCommand("stop", "graceful stop of the running master (TERM); waits for it to exit", unix.SIGTERM, true),
 			statusCommand(),
+			upgradeCommand(),
+			checkBinaryCommand(),
+			versionCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
@@ -219,6 +234,12 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
+			if cfg.UpgradeCheck {
+				// A pre-flight check (master.UpgradeCheckEnv): the
+				// configuration is valid for this binary; bind nothing.
+				fmt.Fprintf(c.App.Writer, "%s format=%d version=%s\n", master.CheckToken, master.UpgradeFormat, buildinfo.String())
+				return nil
+			}
 			m, err := master.New(cfg)
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
@@ -297,6 +318,7 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 	}
 	// Without --listen, the sockets systemd passed, if any; else the default.
 	cfg.SocketActivation = !c.IsSet("listen")
+	cfg.UpgradeCheck = os.Getenv(master.UpgradeCheckEnv) != ""
 	cfg.Logger = cfg.Log.NewLogger(os.Stderr)
 	if !ok {
 		cfg.Proto = c.String("proto") // for Validate's other checks; the error above stands
@@ -316,6 +338,9 @@ func workerCommand(protos map[string]Protocol) *cli.Command {
 		Hidden: true,
 		Usage:  "internal: a worker process started by the master",
 		Action: func(c *cli.Context) error {
+			// The loop runs better on a goroutine the runtime may move
+			// (BENCHMARKS.md); init locked this one for the master's sake.
+			runtime.UnlockOSThread()
 			spec, err := wire.ReadSpec()
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
@@ -407,8 +432,15 @@ func statusCommand() *cli.Command {
 				return json.NewEncoder(c.App.Writer).Encode(st)
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "master pid %d, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
-				st.PID, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			fmt.Fprintf(w, "master pid %d, prefork %s, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
+				st.PID, st.Version, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			if u := st.Upgrade; u != nil {
+				fmt.Fprintf(w, "last upgrade: #%d %s (%s -> %s)", u.Seq, u.State, u.From, orNone(u.To))
+				if u.Error != "" {
+					fmt.Fprintf(w, ": %s", u.Error)
+				}
+				fmt.Fprintln(w)
+			}
 			metricsAt := st.Metrics
 			if metricsAt == "" {
 				metricsAt = "off"
@@ -425,4 +457,109 @@ func statusCommand() *cli.Command {
 
 func seconds(s float64) string {
 	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print this binary's version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "prefork %s (%s, %s)\n", buildinfo.String(), buildinfo.Revision(), runtime.Version())
+			return nil
+		},
+	}
+}
+
+// upgradeCommand asks the running master to re-execute its binary in place
+// and waits for the outcome.
+func upgradeCommand() *cli.Command {
+	return &cli.Command{
+		Name: "upgrade",
+		Usage: "upgrade the running master in place to the binary now at its path (as USR2, keeping the PID), " +
+			"and wait until every worker runs it, or until it failed or rolled back",
+		Flags: append(append([]cli.Flag{}, controlFlags...),
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to wait for the outcome"}),
+		Action: func(c *cli.Context) error {
+			path := master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket"))
+			if path == "" {
+				return cli.Exit("need --pidfile or --admin-socket", 2)
+			}
+			u, err := master.RequestUpgrade(path)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "upgrade #%d of %s: checking %s\n", u.Seq, u.From, u.Path)
+			deadline := time.Now().Add(c.Duration("timeout"))
+			last := u.State
+			for {
+				st, err := master.QueryStatus(path)
+				// During the exec the admin socket is carried over: a
+				// query waits in its queue; an error is worth a retry.
+				if err == nil && st.Upgrade != nil && st.Upgrade.Seq == u.Seq {
+					cur := *st.Upgrade
+					if cur.State != last {
+						last = cur.State
+						if !cur.Finished() {
+							fmt.Fprintf(c.App.Writer, "upgrade #%d: %s\n", cur.Seq, cur.State)
+						}
+					}
+					if cur.Finished() {
+						switch cur.State {
+						case master.UpgradeDone:
+							fmt.Fprintf(c.App.Writer, "upgrade #%d done: pid %d now runs prefork %s (was %s), %d workers\n",
+								cur.Seq, st.PID, st.Version, cur.From, len(st.Workers))
+							return nil
+						case master.UpgradeRolledBack:
+							return cli.Exit(fmt.Sprintf("upgrade #%d rolled back: pid %d runs prefork %s again: %s",
+								cur.Seq, st.PID, st.Version, cur.Error), 1)
+						default:
+							return cli.Exit(fmt.Sprintf("upgrade #%d failed: pid %d still runs prefork %s: %s",
+								cur.Seq, st.PID, st.Version, cur.Error), 1)
+						}
+					}
+				}
+				if time.Now().After(deadline) {
+					return cli.Exit(fmt.Sprintf("upgrade #%d: no outcome after %s (state %q); see prefork status and the master's log", u.Seq, c.Duration("timeout"), last), 1)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
+	}
+}
+
+// checkBinaryCommand runs a binary's pre-flight check: what the master runs
+// before an upgrade, with the serve flags given here.
+func checkBinaryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check-binary",
+		Usage:     "check that PATH is a prefork binary an upgrade can execute, and that it accepts the serve flags given after it",
+		ArgsUsage: "PATH [serve flags...]",
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return cli.Exit("check-binary: need the PATH of the new binary", 2)
+			}
+			path := c.Args().First()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, path, append([]string{"serve"}, c.Args().Tail()...)...)
+			cmd.Env = append(os.Environ(), master.UpgradeCheckEnv+"=1")
+			out, runErr := cmd.CombinedOutput()
+			version, err := master.ParseCheck(out, runErr == nil)
+			if err != nil {
+				if runErr != nil {
+					err = fmt.Errorf("%v: %w", runErr, err)
+				}
+				return cli.Exit(fmt.Sprintf("check-binary %s: %v", path, err), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "%s: prefork %s, upgrade format %d: its configuration is valid\n", path, version, master.UpgradeFormat)
+			return nil
+		},
+	}
 }

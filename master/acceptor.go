@@ -53,11 +53,14 @@ type acceptor struct {
 	rr       int // round-robin cursor: where the next least-loaded search starts
 	pending  []pendingConn
 	stopping bool
-	now      time.Time
-	events   []unix.EpollEvent
-	msg      []byte
-	run1     []func()
-	closeFD  func(int) error // the master's copy after a send; a seam for tests
+	// handingOver: an upgrade's exec is next; hand out what is held and
+	// end, leaving the kernel's queue to the next image's acceptor.
+	handingOver bool
+	now         time.Time
+	events      []unix.EpollEvent
+	msg         []byte
+	run1        []func()
+	closeFD     func(int) error // the master's copy after a send; a seam for tests
 }
 
 type acceptListener struct {
@@ -194,6 +197,11 @@ func (a *acceptor) run() {
 					a.lns[j].readable = true
 				}
 			}
+		}
+		if a.handingOver {
+			a.place()
+			a.dropPending()
+			return
 		}
 		if a.stopping {
 			// Stop accepting first, but take what the kernel has queued:
@@ -640,6 +648,21 @@ func (a *acceptor) stop() {
 	case <-a.done:
 	case <-time.After(5 * time.Second):
 		a.log.Error("acceptor did not stop in time")
+	}
+}
+
+// handover hands out the connections the acceptor holds and ends it,
+// without accepting more: what the kernel has queued waits for the next
+// image's acceptor (an upgrade in place). It returns when the goroutine has
+// ended, and at once if it never ran.
+func (a *acceptor) handover() {
+	if !a.do(func() { a.handingOver = true }) {
+		return
+	}
+	select {
+	case <-a.done:
+	case <-time.After(5 * time.Second):
+		a.log.Error("acceptor did not hand over in time")
 	}
 }
 

@@ -29,6 +29,11 @@ type Status struct {
 	Uptime   float64        `json:"uptime_seconds"`
 	Stopping bool           `json:"stopping"`
 	Workers  []WorkerStatus `json:"workers"`
+	// Version is the running master's build; Exe the binary an upgrade
+	// executes; Upgrade the last upgrade (nil: none since the start).
+	Version string         `json:"version"`
+	Exe     string         `json:"exe"`
+	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
 }
 
 // WorkerStatus is one worker process in Status.
@@ -52,6 +57,19 @@ type adminReply struct {
 // master's is refused (serveAdmin).
 func (m *Master) startAdmin() error {
 	path := m.cfg.AdminSocket
+	if m.adopt != nil && m.adopt.Admin >= 0 {
+		// The previous image's socket, carried across the upgrade's exec:
+		// clients that connected meanwhile wait in its queue.
+		ln, err := fileListener(m.adopt.Admin, "admin")
+		if err != nil {
+			return fmt.Errorf("admin socket: adopting it: %w", err)
+		}
+		if ul, ok := ln.(*net.UnixListener); ok {
+			ul.SetUnlinkOnClose(true) // removed at stop, as one this image made
+		}
+		m.serveAdminOn(ln)
+		return nil
+	}
 	// A socket file left by a master that died can be replaced; a live one
 	// answers and must not be.
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -63,6 +81,12 @@ func (m *Master) startAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
+	m.serveAdminOn(ln)
+	return nil
+}
+
+// serveAdminOn serves admin clients on ln until it is closed.
+func (m *Master) serveAdminOn(ln net.Listener) {
 	m.admin = ln
 	go func() {
 		for {
@@ -73,7 +97,6 @@ func (m *Master) startAdmin() error {
 			go m.serveAdmin(c)
 		}
 	}()
-	return nil
 }
 
 // adminMode is the admin socket's mode: connect(2) to a unix socket needs
@@ -203,6 +226,12 @@ func (m *Master) onAdmin(cmd string) adminReply {
 	case "status":
 		b, err := json.Marshal(m.status())
 		return adminReply{body: b, err: err}
+	case "upgrade":
+		if _, err := m.requestUpgrade("admin socket"); err != nil {
+			return adminReply{err: err}
+		}
+		b, err := json.Marshal(m.upgrade)
+		return adminReply{body: b, err: err}
 	}
 	return adminReply{err: fmt.Errorf("unknown command %q", cmd)}
 }
@@ -212,6 +241,11 @@ func (m *Master) status() Status {
 	st := Status{
 		PID: os.Getpid(), Mode: m.cfg.Mode, Proto: m.cfg.Proto, Addrs: m.ls.addrs, Metrics: m.MetricsAddr(),
 		Desired: m.desired, Reloads: m.reloads, Uptime: now.Sub(m.started).Seconds(), Stopping: m.stopping,
+		Version: m.version, Exe: m.exe,
+	}
+	if m.upgrade != nil {
+		u := *m.upgrade
+		st.Upgrade = &u
 	}
 	for _, p := range m.procs {
 		ws := WorkerStatus{Slot: p.slot, PID: p.pid, Generation: p.gen, State: p.state.String(),
@@ -237,27 +271,43 @@ func (m *Master) status() Status {
 // QueryStatus asks the master listening on the admin socket for its Status.
 func QueryStatus(path string) (Status, error) {
 	var st Status
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	err := adminCommand(path, "status", 5*time.Second, &st)
+	return st, err
+}
+
+// RequestUpgrade asks the master listening on the admin socket to upgrade
+// its binary in place; it answers at once with the upgrade's record (state
+// checking, or an error: one is in progress, the master is stopping). Its
+// progress shows in QueryStatus's Upgrade, with the same Seq.
+func RequestUpgrade(path string) (UpgradeStatus, error) {
+	var u UpgradeStatus
+	err := adminCommand(path, "upgrade", 5*time.Second, &u)
+	return u, err
+}
+
+// adminCommand sends one command line and decodes the JSON answer into v.
+func adminCommand(path, cmd string, timeout time.Duration, v any) error {
+	c, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
-		return st, fmt.Errorf("admin socket: %w", err)
+		return fmt.Errorf("admin socket: %w", err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("status\n")); err != nil {
-		return st, fmt.Errorf("admin socket: %w", err)
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte(cmd + "\n")); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
-		return st, fmt.Errorf("admin socket: %w", err)
+		return fmt.Errorf("admin socket: %w", err)
 	}
 	var e struct {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(line, &e) == nil && e.Error != "" {
-		return st, errors.New(e.Error)
+		return errors.New(e.Error)
 	}
-	if err := json.Unmarshal(line, &st); err != nil {
-		return st, fmt.Errorf("admin socket: bad reply: %w", err)
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("admin socket: bad reply: %w", err)
 	}
-	return st, nil
+	return nil
 }

@@ -92,6 +92,14 @@ type Config struct {
 
 	Logger *slog.Logger
 
+	// UpgradeCheck: this is an upgrade's pre-flight check of the
+	// configuration (`prefork check-binary`, or a master checking its new
+	// binary), not a start: a live pidfile is expected.
+	UpgradeCheck bool
+	// adopting: New runs in an image an upgrade started; the pidfile is
+	// its own.
+	adopting bool
+
 	// cred is the identity workers run as, resolved from User and Group by
 	// Validate (nil: the master's).
 	cred *syscall.Credential
@@ -163,7 +171,7 @@ func (c *Config) Validate() error {
 	if c.PidFile != "" {
 		if err := checkDir(c.PidFile); err != nil {
 			add("--pidfile %s: %w", c.PidFile, err)
-		} else if pid := livePid(c.PidFile); pid != 0 {
+		} else if pid := livePid(c.PidFile); pid != 0 && !c.UpgradeCheck && !c.adopting {
 			add("--pidfile %s: prefork already running as pid %d", c.PidFile, pid)
 		}
 	}

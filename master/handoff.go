@@ -167,7 +167,28 @@ func (m *Master) newHandoff() error {
 		return err
 	}
 	m.acc = acc
-	m.metrics.Registry.MustRegister(&acceptorCollector{a: acc, addrs: m.ls.addrs})
+	m.accNow.Store(acc)
+	m.metrics.Registry.MustRegister(&acceptorCollector{m: m, addrs: m.ls.addrs})
+	return nil
+}
+
+// restartAcceptor replaces an acceptor that handed over for an exec that
+// failed: a new one on the same listeners, given every worker that was a
+// target (their counts kept).
+func (m *Master) restartAcceptor() error {
+	acc, err := newAcceptor(m.ls.shared, m.log, m.handoff)
+	if err != nil {
+		return err
+	}
+	m.acc = acc
+	m.accNow.Store(acc)
+	go acc.run()
+	for _, p := range m.procs {
+		if p.state == stateReady && p.peer != nil {
+			p.peer.dead = false
+			m.handoffReady(p)
+		}
+	}
 	return nil
 }
 
@@ -183,7 +204,7 @@ var (
 // acceptorCollector reads the acceptor's state on its goroutine at each
 // scrape: the listen queues and the placement estimates.
 type acceptorCollector struct {
-	a     *acceptor
+	m     *Master
 	addrs []string
 }
 
@@ -193,10 +214,11 @@ func (c *acceptorCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *acceptorCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.m.accNow.Load()
 	backlog := make([]float64, len(c.addrs))
 	open := map[int]int64{}
-	ok := c.a.call(func() {
-		for i, ln := range c.a.lns {
+	ok := a.call(func() {
+		for i, ln := range a.lns {
 			if ln.kind != wire.ConnTCP || ln.dead || i >= len(backlog) {
 				continue
 			}
@@ -206,7 +228,7 @@ func (c *acceptorCollector) Collect(ch chan<- prometheus.Metric) {
 				backlog[i] = float64(info.Unacked)
 			}
 		}
-		for _, p := range c.a.peers {
+		for _, p := range a.peers {
 			open[p.slot] += p.load()
 		}
 	}, time.Second)

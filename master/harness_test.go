@@ -80,6 +80,12 @@ const defaultMetrics = "<default --metrics-listen>"
 // extra args, and waits until every worker is ready.
 func startServer(t testing.TB, workers int, args ...string) *server {
 	t.Helper()
+	return startServerBin(t, bin, workers, args...)
+}
+
+// startServerBin is startServer with another binary than the test one.
+func startServerBin(t testing.TB, path string, workers int, args ...string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, pidfile: filepath.Join(dir, "prefork.pid"), exited: make(chan struct{})}
 	s.admin = s.pidfile + ".sock"
@@ -91,7 +97,7 @@ func startServer(t testing.TB, workers int, args ...string) *server {
 		full = append(full, "--metrics-listen", "127.0.0.1:0")
 	}
 	full = append(full, args...)
-	s.cmd = exec.Command(bin, full...)
+	s.cmd = exec.Command(path, full...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,11 @@ func (m *Master) newHTTPServer(addr string, fallback bool) (*httpServer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen: %w (choose another address, or disable metrics with --metrics-listen '')", err)
 	}
+	return m.httpServerOn(ln), nil
+}
+
+// httpServerOn serves the operators' endpoints on ln.
+func (m *Master) httpServerOn(ln net.Listener) *httpServer {
 	mux := http.NewServeMux()
 	gatherers := prometheus.Gatherers{m.metrics.Registry, prometheus.GathererFunc(m.gatherWorkers)}
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
@@ -76,7 +81,7 @@ func (m *Master) newHTTPServer(addr string, fallback bool) (*httpServer, error) 
 		addr: ln.Addr().String(),
 		ln:   ln,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
-	}, nil
+	}
 }
 
 // serve serves until close. If the listener fails, metrics stop and the

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +69,26 @@ type Master struct {
 	// handoff is its series.
 	acc     *acceptor
 	handoff *metrics.Handoff
+	// accNow is acc for the scrapes' goroutines (an exec that failed
+	// replaces acc).
+	accNow atomic.Pointer[acceptor]
+
+	// Upgrade in place (upgrade.go). sp is the spawner (nil until Run, and
+	// in the supervisor's table tests); exe and argv are what an upgrade
+	// executes; version and binID say which build this image is.
+	sp             *spawner
+	exe            string
+	argv           []string
+	version, binID string
+	upgrade        *UpgradeStatus // the last upgrade (nil: none yet)
+	upgradeCounts  map[string]int // prefork_upgrades_total, carried across execs
+	upgradePending bool           // requested; waits for a reload or start in flight
+	upgrading      bool           // this image replaces the workers after an upgrade exec
+	check          *preflight     // the new binary's check in progress
+	oldExe         int            // the previous image's binary, for a rollback (-1: none)
+	adopt          *upgradeState  // set by New in an upgraded image; Run adopts the workers
+	// noReap: the reaper leaves exits for the next image (during an exec).
+	noReap atomic.Bool
 }
 
 // New checks cfg (Config.Validate: nothing is bound if it fails), opens or
@@ -74,11 +96,25 @@ type Master struct {
 // Run starts the workers.
 func New(cfg Config) (*Master, error) {
 	cfg.SetDefaults()
+	st, err := takeUpgradeState()
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		cfg.adopting = true // the pidfile and sockets are this image's already
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := applyRlimit(cfg.RlimitNofile, cfg.Logger); err != nil {
 		return nil, err
+	}
+	if st != nil {
+		m, err := newAdopted(cfg, st)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	accessLog := -1
 	if cfg.AccessLog != "" && cfg.AccessLog != "-" {
@@ -103,8 +139,8 @@ func New(cfg Config) (*Master, error) {
 		}
 		rootDir = fd
 	}
-	ls, err := cfg.listeners()
-	if err != nil {
+	ls, lerr := cfg.listeners()
+	if err = lerr; err != nil {
 		for _, fd := range []int{accessLog, rootDir} {
 			if fd >= 0 {
 				_ = closeFD(fd)
@@ -138,16 +174,22 @@ func New(cfg Config) (*Master, error) {
 // (or by a test).
 func newMaster(cfg Config, ls *listeners) *Master {
 	m := &Master{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		ls:        ls,
-		events:    make(chan event, 1024),
-		slots:     map[int]*slot{},
-		desired:   cfg.Workers,
-		procs:     map[int]*proc{},
-		metrics:   metrics.NewMaster(),
-		accessLog: -1,
-		rootDir:   -1,
+		cfg:           cfg,
+		log:           cfg.Logger,
+		ls:            ls,
+		events:        make(chan event, 1024),
+		slots:         map[int]*slot{},
+		desired:       cfg.Workers,
+		procs:         map[int]*proc{},
+		metrics:       metrics.NewMaster(),
+		accessLog:     -1,
+		rootDir:       -1,
+		exe:           originalExe(),
+		argv:          os.Args,
+		version:       version(),
+		binID:         binaryID(),
+		oldExe:        -1,
+		upgradeCounts: map[string]int{},
 	}
 	m.notify = newNotifier(m)
 	return m
@@ -166,10 +208,54 @@ func (m *Master) MetricsAddr() string {
 
 // Run starts the workers and supervises them until a stop completes. It
 // returns nil after a clean stop (TERM, INT, QUIT).
+//
+// On the main thread, locked there by LockMainThread (app does it), the
+// calling goroutine forks the workers and would make an upgrade's execve,
+// and the supervision runs on another; elsewhere (a test's goroutine) a
+// goroutine locked to a thread of its own forks them.
 func (m *Master) Run() error {
+	if onMainThread() {
+		sp := newInlineSpawner()
+		errc := make(chan error, 1)
+		go func() {
+			errc <- m.run(sp)
+			sp.close()
+		}()
+		sp.serve()
+		return <-errc
+	}
+	sp := newSpawner()
+	defer sp.close()
+	return m.run(sp)
+}
+
+// mainLocked: LockMainThread ran in an init function.
+var mainLocked atomic.Bool
+
+// LockMainThread locks the calling goroutine to its OS thread. Called from
+// an init function (package app does), that is the main goroutine on the
+// process's main thread, which Run then forks every worker from and makes
+// an upgrade's execve on. Both matter: Pdeathsig fires when the thread that
+// forked a worker ends, and execve ends every thread but the caller's, so
+// forking and exec-ing on the one thread that survives an exec (and that,
+// as the thread group's leader, lives as long as the process) is what keeps
+// the workers alive through any number of upgrades. A worker role should
+// call runtime.UnlockOSThread first (its loop runs better unlocked).
+func LockMainThread() {
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		mainLocked.Store(true)
+	}
+}
+
+// onMainThread reports whether the caller runs on the main thread, locked
+// there by LockMainThread.
+func onMainThread() bool { return mainLocked.Load() && unix.Gettid() == unix.Getpid() }
+
+func (m *Master) run(sp *spawner) error {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGCHLD)
+		unix.SIGTTIN, unix.SIGTTOU, unix.SIGCHLD, unix.SIGUSR2)
 	defer signal.Stop(sigs)
 
 	if os.Getpid() == 1 {
@@ -196,10 +282,12 @@ func (m *Master) Run() error {
 	m.startAcceptor()
 	defer m.stopAccepting()
 
-	sp := newSpawner()
-	defer sp.close()
+	m.sp = sp
 	m.env = osEnv(sp)
 	m.started = m.env.now()
+	if m.adopt != nil {
+		m.started = m.adopt.Started
+	}
 
 	if m.cfg.PidFile != "" {
 		if err := writePidFile(m.cfg.PidFile); err != nil {
@@ -218,9 +306,14 @@ func (m *Master) Run() error {
 		go m.http.serve(m.log)
 		defer m.http.close()
 	}
-	m.log.Info("master started", "pid", os.Getpid(), "workers", m.desired,
-		"mode", m.cfg.Mode, "addrs", m.ls.addrs, "proto", m.cfg.Proto, "metrics", m.MetricsAddr())
-	m.startSlots()
+	m.log.Info("master started", "pid", os.Getpid(), "workers", m.desired, "version", m.version,
+		"mode", m.cfg.Mode, "addrs", m.ls.addrs, "proto", m.cfg.Proto, "metrics", m.MetricsAddr(), "upgraded", m.adopt != nil)
+	if m.adopt != nil {
+		m.adoptWorkers()
+		m.updateGauges()
+	} else {
+		m.startSlots()
+	}
 	for ev := range m.events {
 		if m.step(ev) {
 			break
@@ -249,6 +342,7 @@ func (m *Master) startSlots() {
 // with no worker left.
 func (m *Master) step(ev event) (done bool) {
 	m.handle(ev)
+	m.maybeStartUpgrade()
 	m.updateGauges()
 	return m.stopping && len(m.procs) == 0
 }
@@ -276,6 +370,9 @@ func (m *Master) forwardSignals(sigs <-chan os.Signal, done <-chan struct{}) {
 // child, not only known workers, is what a PID 1 must do; the master starts
 // no other children, so it takes nothing from anyone.
 func (m *Master) reap() {
+	if m.noReap.Load() {
+		return // an exec is under way: the next image reaps
+	}
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -294,7 +391,11 @@ func (m *Master) handle(ev event) {
 	case evSignal:
 		m.onSignal(ev.sig)
 	case evExit:
-		m.onExit(ev.pid, unix.WaitStatus(ev.status))
+		if !m.onCheckExit(ev.pid, unix.WaitStatus(ev.status)) {
+			m.onExit(ev.pid, unix.WaitStatus(ev.status))
+		}
+	case evCheckOutput:
+		m.onCheckOutput(ev)
 	case evCtl:
 		m.onControl(ev.pid, ev.msg)
 	case evRestart:
@@ -324,6 +425,10 @@ func (m *Master) onSignal(sig os.Signal) {
 		m.scale(m.desired + 1)
 	case unix.SIGTTOU:
 		m.scale(m.desired - 1)
+	case unix.SIGUSR2:
+		if _, err := m.requestUpgrade("SIGUSR2"); err != nil {
+			m.log.Error("upgrade refused", "err", err)
+		}
 	}
 }
 

@@ -77,8 +77,10 @@ func (m *Master) statusLine() string {
 	switch {
 	case m.stopping:
 		state = "stopping"
+	case m.upgrading && m.upgrade != nil:
+		state = "upgrading from " + m.upgrade.From
 	case len(m.reloadQueue) > 0 || m.reloadBusy():
 		state = "reloading"
 	}
-	return fmt.Sprintf("%s: %d/%d workers ready, %d connections", state, ready, m.desired, conns)
+	return fmt.Sprintf("%s: %d/%d workers ready, %d connections; prefork %s", state, ready, m.desired, conns, m.version)
 }

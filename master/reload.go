@@ -1,6 +1,7 @@
 package master
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/prefork/prefork/wire"
@@ -48,12 +49,18 @@ func (m *Master) reloadNext() {
 		if s.cur == nil {
 			continue // waiting to restart: its restart will run the new code
 		}
-		if m.startWorker(s) != nil && s.next != nil {
+		p := m.startWorker(s)
+		if p != nil && s.next != nil {
 			return // READY (onControl) or its exit (onExit) calls us again
+		}
+		if p == nil && m.upgrading {
+			m.rollback(fmt.Sprintf("cannot start the new binary's worker for slot %d", k))
+			return
 		}
 	}
 	if len(m.reloadQueue) == 0 && !m.reloadBusy() && !m.stopping {
 		m.log.Info("reload done")
+		m.upgradeReplaced()
 		m.notify.ready()
 	}
 }

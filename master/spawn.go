@@ -30,19 +30,61 @@ type spawnReq struct {
 	reply chan struct{}
 }
 
+// newSpawner starts a spawner on a goroutine locked to a thread of its own.
 func newSpawner() *spawner {
 	s := &spawner{reqs: make(chan spawnReq)}
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread lives as long as the master
-		for r := range s.reqs {
-			r.fn()
-			close(r.reply)
-		}
+		s.serve()
 	}()
 	return s
 }
 
+// newInlineSpawner returns a spawner whose requests the caller serves
+// (serve), on the thread it is locked to: the main thread (Run).
+func newInlineSpawner() *spawner { return &spawner{reqs: make(chan spawnReq)} }
+
+// serve runs requests until close.
+func (s *spawner) serve() {
+	for r := range s.reqs {
+		r.fn()
+		close(r.reply)
+	}
+}
+
 func (s *spawner) close() { close(s.reqs) }
+
+// do runs fn on the spawner's thread and returns when it has.
+func (s *spawner) do(fn func()) {
+	r := spawnReq{fn: fn, reply: make(chan struct{})}
+	s.reqs <- r
+	<-r.reply
+}
+
+// exec replaces the process image with path (an upgrade), from the
+// spawner's thread: the thread every worker was forked from survives
+// execve (it becomes the only one), so no worker gets its Pdeathsig. It
+// returns only if execve failed.
+func (s *spawner) exec(path string, argv, env []string) error {
+	var err error
+	s.do(func() { err = unix.Exec(path, argv, env) })
+	return fmt.Errorf("execve %s: %w", path, os.NewSyscallError("execve", err))
+}
+
+// startHelper starts a process that is not a worker (an upgrade's check):
+// no Pdeathsig, no credential switch; reaped, like every child, by the
+// master's wait4(-1).
+func (s *spawner) startHelper(path string, argv []string, attr *os.ProcAttr) (int, error) {
+	var proc *os.Process
+	var err error
+	s.do(func() { proc, err = os.StartProcess(path, argv, attr) })
+	if err != nil {
+		return 0, err
+	}
+	pid := proc.Pid
+	_ = proc.Release()
+	return pid, nil
+}
 
 // start re-executes the master's binary as a worker for spec, with the control
 // socket at wire.FDControl and the listeners from wire.FDFirstListener.
@@ -95,7 +137,7 @@ func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net
 	argv = append(argv, "slot="+strconv.Itoa(spec.Slot)) // shows in ps
 
 	var proc *os.Process
-	r := spawnReq{fn: func() {
+	s.do(func() {
 		if cfg.cred != nil && !s.confined {
 			if err = confineThread(); err != nil {
 				return // no worker runs as --user without it
@@ -103,9 +145,7 @@ func (s *spawner) start(cfg *Config, spec wire.Spec, listeners []int) (int, *net
 			s.confined = true
 		}
 		proc, err = os.StartProcess(cfg.Exe, argv, attr)
-	}, reply: make(chan struct{})}
-	s.reqs <- r
-	<-r.reply
+	})
 	if err != nil {
 		ours.Close()
 		return 0, nil, fmt.Errorf("start worker: %w", err)
@@ -170,7 +210,8 @@ func workerEnv(spec string) []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", wire.SpecEnv:
+		case "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", wire.SpecEnv,
+			UpgradeStateEnv, UpgradeCheckEnv:
 			continue
 		}
 		env = append(env, kv)

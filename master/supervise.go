@@ -1,6 +1,7 @@
 package master
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,8 @@ type proc struct {
 	// peer is the worker as the handoff acceptor sees it (handoff mode;
 	// nil otherwise).
 	peer *peer
+	// binID is the binary of the master that started it (binaryID).
+	binID string
 	// metrics receives the worker's answers to METRICS requests (written by
 	// readControl, read by a scrape).
 	metrics chan metricsReply
@@ -124,7 +127,7 @@ func (m *Master) startWorker(s *slot) *proc {
 	}
 	now := m.env.now()
 	p := &proc{pid: pid, slot: s.index, gen: s.gen, ctl: ctl, state: stateStarting, started: now, lastHB: now,
-		metrics: make(chan metricsReply, 1)}
+		binID: m.binID, metrics: make(chan metricsReply, 1)}
 	m.procs[pid] = p
 	if s.cur == nil {
 		s.cur = p
@@ -170,6 +173,12 @@ func (m *Master) onExit(pid int, ws unix.WaitStatus) {
 		// A reload's replacement died before it was ready: keep the old
 		// worker and go on with the next slot.
 		s.next = nil
+		if m.upgrading {
+			// The new binary's worker cannot start: go back to the old
+			// binary rather than run a master whose workers fail.
+			m.rollback(fmt.Sprintf("the new binary's worker for slot %d died (%s) before it was ready", s.index, how))
+			return
+		}
 		m.log.Error("reload: replacement worker died before ready; keeping the old one", "slot", s.index)
 		m.reloadNext()
 	case s.cur == p:
@@ -250,6 +259,7 @@ func (m *Master) onTick() {
 		}
 	}
 	m.notify.tick(now, healthy)
+	m.checkTick(now)
 	for _, p := range m.procs {
 		if p.killed {
 			continue // its exit is on the way

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 
@@ -16,6 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/prefork/prefork/buildinfo"
 )
 
 // WorkerLabel is the label the master adds to every series of a worker: its
@@ -30,7 +31,16 @@ type Master struct {
 	WorkersRunning prometheus.Gauge
 	Restarts       *prometheus.CounterVec // by reason
 	Reloads        prometheus.Counter
+	Upgrades       *prometheus.CounterVec // by result
 }
+
+// Upgrade results for Master.Upgrades (binary upgrade in place, USR2).
+const (
+	UpgradeOK          = "ok"           // the new binary runs the master and every worker
+	UpgradeCheckFailed = "check_failed" // the pre-flight check of the new binary failed: nothing changed
+	UpgradeExecFailed  = "exec_failed"  // execve(2) of the new binary failed: the old master goes on
+	UpgradeRolledBack  = "rolled_back"  // the new binary's workers did not start: back on the old binary
+)
 
 // Restart reasons for Master.Restarts.
 const (
@@ -52,6 +62,11 @@ func NewMaster() *Master {
 			Help: "Workers replaced after an unexpected exit, by reason."}, []string{"reason"}),
 		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
 			Help: "Rolling reloads started (HUP)."}),
+		Upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "upgrades_total",
+			Help: "Binary upgrades in place (USR2, prefork upgrade) by result; counted across the upgrades' execs."}, []string{"result"}),
+	}
+	for _, r := range []string{UpgradeOK, UpgradeCheckFailed, UpgradeExecFailed, UpgradeRolledBack} {
+		m.Upgrades.WithLabelValues(r)
 	}
 	for _, r := range []string{RestartExited, RestartSignaled, RestartHung} {
 		m.Restarts.WithLabelValues(r)
@@ -61,24 +76,13 @@ func NewMaster() *Master {
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	build.Set(1)
-	m.Registry.MustRegister(m.WorkersDesired, m.WorkersRunning, m.Restarts, m.Reloads, build,
+	m.Registry.MustRegister(m.WorkersDesired, m.WorkersRunning, m.Restarts, m.Reloads, m.Upgrades, build,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func buildVersion() (version, revision string) {
-	version, revision = "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
-	return version, revision
+	return buildinfo.String(), buildinfo.Revision()
 }
 
 // DecodeWorker decodes a worker's Encode output and adds worker="slot" to

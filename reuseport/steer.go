@@ -144,6 +144,23 @@ type Group struct {
 	steered bool   // a program is attached
 }
 
+// AdoptGroup rebuilds the Group of a process that took over the sockets of
+// another one (a master upgraded in place: the sockets, the group and any
+// attached program live on in the kernel; only this bookkeeping is new).
+// fds and live are the former Group's FDs() and Live(), in group-index
+// order. The steering program is attached again for the members as they
+// are, or detached if all are live.
+func AdoptGroup(fds []int, live []bool) (*Group, error) {
+	if len(fds) != len(live) {
+		return nil, fmt.Errorf("reuseport group: adopt %d fds with %d live flags", len(fds), len(live))
+	}
+	g := &Group{fds: slices.Clone(fds), live: slices.Clone(live), steered: true}
+	if err := g.steer(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 // Len returns the number of members.
 func (g *Group) Len() int { return len(g.fds) }
 

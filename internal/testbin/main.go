@@ -8,6 +8,10 @@
 //	       a master running as PID 1 must reap it
 //	greet  answers any input with its own flag --greeting (a program's
 //	       flag, which must reach the workers through the re-exec)
+//
+// Built with -ldflags "-X main.brokenWorkers=yes", its http workers exit
+// with status 3 as they start, while its master works: the new binary of an
+// upgrade whose workers fail, which the master must roll back.
 package main
 
 import (
@@ -42,8 +46,16 @@ func (h hang) OnData(c *loop.Conn, in []byte) int {
 	return h.Handler.OnData(c, in)
 }
 
+// brokenWorkers, set with -ldflags -X, breaks the http protocol's workers.
+var brokenWorkers string
+
 func main() {
-	app.Main(
+	var extra []app.Protocol
+	if brokenWorkers != "" {
+		extra = append(extra, app.Protocol{Name: "http", Usage: "broken: exits at start", IdleTimeout: 75 * time.Second,
+			New: func(wire.Settings) loop.Handler { os.Exit(3); return nil }})
+	}
+	app.Main(append([]app.Protocol{
 		app.Protocol{Name: "greet", Usage: "answers with --greeting",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "greeting", Value: "hello", Usage: "what greet answers"}},
 			New:   func(s wire.Settings) loop.Handler { return greet{text: []byte(s.Flag("greeting"))} }},
@@ -54,5 +66,5 @@ func main() {
 			os.Exit(3)
 			return nil
 		}},
-	)
+	}, extra...)...)
 }

@@ -115,6 +115,11 @@ func New(opts Options) *Server {
 	return srv
 }
 
+// ValidServerName reports whether name can be Options.ServerName: a header
+// value without CR, LF, NUL or other controls, and no leading or trailing
+// blank (New panics on anything else).
+func ValidServerName(name string) bool { return name != "" && validServerName(name) }
+
 func validServerName(name string) bool {
 	if name[0] == ' ' || name[0] == '\t' || name[len(name)-1] == ' ' || name[len(name)-1] == '\t' {
 		return false
