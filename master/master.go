@@ -252,11 +252,38 @@ func LockMainThread() {
 // there by LockMainThread.
 func onMainThread() bool { return mainLocked.Load() && unix.Gettid() == unix.Getpid() }
 
+// masterSignals are the signals the master handles.
+var masterSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP,
+	unix.SIGTTIN, unix.SIGTTOU, unix.SIGCHLD, unix.SIGUSR2}
+
+// earlySignals catches the master's signals from the first moments of an
+// image an upgrade started: until Run's signal.Notify, a TERM or a second
+// USR2 would get the Go runtime's default action (the process ends, and
+// its workers with it). Nil when the process was not started by an upgrade.
+var earlySignals = func() chan os.Signal {
+	if _, ok := os.LookupEnv(UpgradeStateEnv); !ok {
+		return nil
+	}
+	c := make(chan os.Signal, 32)
+	signal.Notify(c, masterSignals...)
+	return c
+}()
+
 func (m *Master) run(sp *spawner) error {
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGCHLD, unix.SIGUSR2)
+	signal.Notify(sigs, masterSignals...)
 	defer signal.Stop(sigs)
+	if earlySignals != nil {
+		// Caught before Notify: handled now (one caught by both in the
+		// instant between is handled twice, which every signal here bears).
+		signal.Stop(earlySignals)
+		for len(earlySignals) > 0 {
+			select {
+			case sigs <- <-earlySignals:
+			default: // 32 pending already: this one merges with them
+			}
+		}
+	}
 
 	if os.Getpid() == 1 {
 		m.log.Info("running as PID 1: reaping every child")

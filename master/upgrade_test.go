@@ -174,6 +174,7 @@ func TestUpgradeInPlace(t *testing.T) {
 		}
 		return string(out)
 	}
+	workers := 3
 	checkAll := func(version string, seq int, state string) master.Status {
 		t.Helper()
 		st := waitUpgrade(t, s, seq)
@@ -183,7 +184,7 @@ func TestUpgradeInPlace(t *testing.T) {
 		if st.Upgrade.State != state || st.Version != version {
 			t.Errorf("upgrade #%d: state %q, version %q; want %q, %q (%+v)", seq, st.Upgrade.State, st.Version, state, version, st.Upgrade)
 		}
-		ready := s.waitReady(3)
+		ready := s.waitReady(workers)
 		newConns.waitRequests(t, 50)
 		keepAlive.waitRequests(t, 50)
 		if got := serverHeaders(t, s.addr, 30); got["prefork/"+version] != 30 {
@@ -194,7 +195,7 @@ func TestUpgradeInPlace(t *testing.T) {
 				t.Errorf("after upgrade #%d: slot %d's worker %d does not run the binary now at %s", seq, slot, pid, exe)
 			}
 		}
-		return st
+		return s.status() // the old workers drained
 	}
 
 	// 1. v1 → v2.
@@ -257,15 +258,27 @@ func TestUpgradeInPlace(t *testing.T) {
 	upgrade(true)
 	checkAll("v1", 6, master.UpgradeDone)
 
+	// 5. USR2 right behind a scale-down and a HUP: it waits for the
+	// reload, and the retiring slot and the draining workers cross the
+	// exec with their state.
+	install(t, bins["v2"], exe)
+	s.signal(unix.SIGTTOU)
+	s.signal(unix.SIGHUP)
+	s.signal(unix.SIGUSR2)
+	workers = 2
+	if st := checkAll("v2", 7, master.UpgradeDone); st.Reloads != 1 || st.Desired != 2 {
+		t.Errorf("after TTOU, HUP, USR2: %d reloads, %d desired; want 1, 2", st.Reloads, st.Desired)
+	}
+
 	newConns.check(t)
 	keepAlive.check(t)
-	for result, want := range map[string]float64{"ok": 2, "check_failed": 3, "rolled_back": 1, "exec_failed": 0} {
+	for result, want := range map[string]float64{"ok": 3, "check_failed": 3, "rolled_back": 1, "exec_failed": 0} {
 		if got := s.metric("prefork_upgrades_total", `result="`+result+`"`); got != want {
 			t.Errorf("prefork_upgrades_total{result=%q}: got %v, want %v", result, got, want)
 		}
 	}
-	if got := s.metric("prefork_build_info", `version="v1"`); got != 1 {
-		t.Errorf("prefork_build_info{version=\"v1\"}: got %v, want 1", got)
+	if got := s.metric("prefork_build_info", `version="v2"`); got != 1 {
+		t.Errorf("prefork_build_info{version=\"v2\"}: got %v, want 1", got)
 	}
 	s.signal(unix.SIGTERM)
 	if code := s.waitExit(30 * time.Second); code != 0 {
