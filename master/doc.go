@@ -138,6 +138,68 @@
 //	          sockets (SO_ATTACH_REUSEPORT_CBPF), RETIRE its worker (it accepts
 //	          what is queued and drains), close the sockets when it has exited
 //	CHLD      reap; an unexpected exit is a crash
+//	USR2      upgrade the binary in place, keeping the PID (below)
+//
+// # Upgrade in place
+//
+// USR2, or `prefork upgrade` over the admin socket, replaces the running
+// binary without a new PID: systemd's MAINPID stays right (Type=notify,
+// NotifyAccess=main), nothing listens anew, nothing is refused.
+//
+//  1. Queued while a reload or a worker start is in flight (a READY the old
+//     image read would be lost in the exec); refused while an upgrade runs
+//     or the master stops.
+//  2. Check (prefork_upgrades_total{result="check_failed"} if it fails):
+//     the binary at the master's original path (os.Executable at the
+//     start: where the deploy put the new file) is run with the master's
+//     own arguments and PREFORK_UPGRADE_CHECK=1. `prefork serve` then
+//     validates the configuration, binds nothing, and prints "prefork-
+//     upgrade-check ok format=1 version=V"; a binary that is missing, not
+//     executable, exits non-zero, prints anything else, speaks another
+//     state format or takes more than 10 s fails the check. Nothing has
+//     changed; logs and `prefork status` ("last upgrade: #N failed: ...")
+//     say why. `prefork check-binary PATH [flags]` runs the same check.
+//  3. Exec: RELOADING=1 with MONOTONIC_USEC and STATUS=upgrading to
+//     systemd; the handoff acceptor hands out what it holds and stops
+//     (new connections wait in the kernel's queue); the reaper stops (an
+//     exit from here on stays a zombie for the next image). Every fd the
+//     next image needs is made inheritable — the listeners (shared, and
+//     every reuseport slot's and retiring slot's, in their groups' order),
+//     a duplicate of each worker's control socket, of the metrics and
+//     admin listeners, the access log, the --root directory, and an fd of
+//     the running binary (/proc/self/exe) for a rollback — and described in
+//     PREFORK_UPGRADE_STATE (JSON: slots with generations and restart
+//     counts, each worker's pid, slot, generation, state, binary and
+//     handoff counts, the retired slots, the upgrade's record and counts).
+//     execve runs on the main thread: every worker was forked from it, so
+//     it is the thread that survives the exec and no worker's Pdeathsig
+//     fires (package app locks the main goroutine there in an init, via
+//     LockMainThread; Run then serves fork and exec requests on it). If
+//     execve fails, everything is undone and the old image goes on
+//     (result="exec_failed").
+//  4. The new image's New reads and removes the state, adopts the sockets
+//     (close-on-exec again), and Run adopts the workers — still its
+//     children, reaped by wait4 as before, their control sockets read as
+//     before — reaps what exited meanwhile, and catches the master's
+//     signals from its first instant (a TERM before Run's signal.Notify
+//     would otherwise end it). Then it replaces the workers slot by slot as
+//     a HUP reload does, on the new binary (/proc/self/exe is the new file
+//     now): new worker READY, old one drained. At the end: READY=1 with
+//     STATUS= naming the version, result="ok", state done.
+//  5. Rollback: if a new worker dies or fails to get READY before it was
+//     ready (WorkerTimeout), the new image execs the old binary through the
+//     fd it was given (/proc/self/fd/N, the file may be gone from disk),
+//     handing everything back the same way; that image adopts the workers
+//     and replaces any the failed binary started (by binary identity, the
+//     device and inode of /proc/self/exe). result="rolled_back"; status
+//     says "rolled_back (v1 -> v2): the new binary's worker for slot 0
+//     died (exit 3) before it was ready"; `prefork upgrade` exits 1.
+//
+// What is not covered: a new binary that passes the check and then
+// crashes in its master before adopting (a panic in New) takes the
+// workers with it, since they are the process's children; systemd then
+// restarts the service. A signal that reaches the old image in the
+// milliseconds between preparing the state and execve is lost.
 //
 // # Supervision
 //
@@ -236,6 +298,7 @@
 //	supervise.go   starting workers, exits and restarts, backoff, hung
 //	               workers, stopping
 //	reload.go      rolling reload, scaling, retiring a slot
+//	upgrade.go     upgrade in place: check, hand over, exec, adopt, roll back
 //	control.go     the control sockets: reading, READY and heartbeats
 //	acceptor.go    handoff mode's acceptor: accept, place, send, close
 //	handoff.go     handoff mode's glue: peers, the supervisor's hooks, series
