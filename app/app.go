@@ -191,6 +191,12 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
 			&cli.DurationFlag{Name: "worker-timeout", Value: master.DefaultWorkerTimeout, EnvVars: env("WORKER_TIMEOUT"),
 				Usage: "a worker whose loop sends no heartbeat for this long is aborted and replaced"},
+			&cli.IntFlag{Name: "max-requests", EnvVars: env("MAX_REQUESTS"),
+				Usage: "recycle a worker once it has served this many requests (plus its jitter): a new worker for its slot first, then the old one drained, as in a reload; 0 off"},
+			&cli.IntFlag{Name: "max-requests-jitter", EnvVars: env("MAX_REQUESTS_JITTER"),
+				Usage: "add a random 0..J to each worker's --max-requests, drawn when it starts, so workers do not all recycle at once"},
+			&cli.StringFlag{Name: "max-worker-rss", Value: "0", EnvVars: env("MAX_WORKER_RSS"),
+				Usage: "recycle a worker whose resident memory passes this size (bytes, or with k, m, g), checked at each heartbeat; 0 off"},
 			&cli.StringFlag{Name: "metrics-listen", Value: master.DefaultMetricsListen, EnvVars: env("METRICS_LISTEN"),
 				Usage: "serve /metrics (every worker's series, labelled worker=\"slot\"), /healthz and /readyz here; empty disables. " +
 					"If the default address is taken (a second prefork), a free port is used and logged; an address given explicitly must bind"},
@@ -243,6 +249,10 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 	} else if maxBody == 0 {
 		errs = append(errs, errors.New("--max-body 0: want at least 1 byte"))
 	}
+	maxRSS, err := wire.ParseSize(c.String("max-worker-rss"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--max-worker-rss: %w", err))
+	}
 	workers, err := master.ParseWorkers(c.String("workers"))
 	if err != nil {
 		errs = append(errs, err)
@@ -273,8 +283,12 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 		Mode:          master.Mode(c.String("mode")),
 		Addrs:         c.StringSlice("listen"),
 		WorkerTimeout: c.Duration("worker-timeout"),
-		PidFile:       c.String("pidfile"),
-		MetricsListen: c.String("metrics-listen"),
+		// Recycling
+		MaxRequests:       c.Int("max-requests"),
+		MaxRequestsJitter: c.Int("max-requests-jitter"),
+		MaxWorkerRSS:      maxRSS,
+		PidFile:           c.String("pidfile"),
+		MetricsListen:     c.String("metrics-listen"),
 		// Only the default address may move when taken.
 		MetricsFallback: !c.IsSet("metrics-listen"),
 		AdminSocket:     master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket")),
