@@ -843,7 +843,7 @@ func TestSupervisorRecycle(t *testing.T) {
 			t.Fatalf("old worker told %v before its replacement is ready", s.sent(old))
 		}
 		s.wantStatus("serving: 2/2") // not "reloading"
-		s.beat(old, 150)              // over the limit, replacement starting: no second one
+		s.beat(old, 150)             // over the limit, replacement starting: no second one
 		if s.next(0) != repl || len(s.env.starts) != 3 {
 			t.Fatalf("second replacement started: next %d, %d starts", s.next(0), len(s.env.starts))
 		}
