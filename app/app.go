@@ -6,7 +6,9 @@ package app
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -109,6 +111,7 @@ func New(extra ...Protocol) *cli.App {
 			signalCommand("reload", "rolling reload of the running master's workers (HUP)", unix.SIGHUP, false),
 			signalCommand("stop", "graceful stop of the running master (TERM); waits for it to exit", unix.SIGTERM, true),
 			statusCommand(),
+			scaleCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
@@ -421,8 +424,8 @@ func statusCommand() *cli.Command {
 				return json.NewEncoder(c.App.Writer).Encode(st)
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "master pid %d, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
-				st.PID, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			fmt.Fprintf(w, "master pid %d, %s mode, proto %s, %d workers desired, %d running, %d reloads, up %s\n",
+				st.PID, st.Mode, st.Proto, st.Desired, st.Running, st.Reloads, seconds(st.Uptime))
 			metricsAt := st.Metrics
 			if metricsAt == "" {
 				metricsAt = "off"
@@ -433,6 +436,57 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%d\n", ws.Slot, ws.PID, ws.Generation, seconds(ws.Uptime), ws.State, ws.Restarts)
 			}
 			return w.Flush()
+		},
+	}
+}
+
+// scaleCommand is `prefork scale N`: an absolute worker count over the
+// admin socket, answered once N workers serve (signals can merge: two quick
+// TTOUs may retire one slot).
+func scaleCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "scale",
+		Usage:     "set the running master's number of workers to N; returns when N workers are ready and retired ones have exited",
+		ArgsUsage: "N",
+		Flags: append(append([]cli.Flag{}, controlFlags...),
+			&cli.DurationFlag{Name: "timeout", Value: master.DefaultScaleTimeout,
+				Usage: "how long to wait for the count to be reached"}),
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			// The flags may follow N (prefork scale 4 --pidfile P): the CLI
+			// stops reading flags at the first argument, so read them here.
+			pidfile, admin, timeout := c.String("pidfile"), c.String("admin-socket"), c.Duration("timeout")
+			if len(args) > 1 {
+				fs := flag.NewFlagSet("scale", flag.ContinueOnError)
+				fs.SetOutput(io.Discard)
+				fs.StringVar(&pidfile, "pidfile", pidfile, "")
+				fs.StringVar(&admin, "admin-socket", admin, "")
+				fs.DurationVar(&timeout, "timeout", timeout, "")
+				if err := fs.Parse(args[1:]); err != nil {
+					return cli.Exit(fmt.Sprintf("scale: %v", err), 2)
+				}
+				args = append(args[:1], fs.Args()...)
+			}
+			if len(args) != 1 {
+				return cli.Exit(fmt.Sprintf("scale: want one argument N, the number of workers (got %q)", args), 2)
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return cli.Exit(fmt.Sprintf("scale: argument N %q: want a whole number of workers, at least 1", args[0]), 2)
+			}
+			if timeout <= 0 {
+				return cli.Exit(fmt.Sprintf("scale: --timeout %v: must be positive", timeout), 2)
+			}
+			path := master.AdminSocketFor(pidfile, admin)
+			if path == "" {
+				return cli.Exit("need --pidfile or --admin-socket", 2)
+			}
+			st, err := master.Scale(path, n, timeout)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "%d workers desired, %d running\n", st.Desired, st.Running)
+			return nil
 		},
 	}
 }

@@ -141,6 +141,16 @@
 //	          what is queued and drains), close the sockets when it has exited
 //	CHLD      reap; an unexpected exit is a crash
 //
+// Signals of one kind sent twice before the master handles the first merge
+// into one (a standard signal has one pending instance; Go's runtime keeps
+// one too), so two quick TTOUs may retire one slot. For an exact count there
+// is the admin command "scale N [TIMEOUT]" (prefork scale N, scale.go): it
+// sets the count absolutely (idempotent: scale 4 at 4 changes nothing) and
+// is answered when N slots have a ready worker and every retired slot's
+// worker has exited, or at the client's TIMEOUT (default 60 s) with what was
+// reached; a TTIN, TTOU or other scale meanwhile supersedes it (an error
+// says so). Status has workers_desired and workers_running (ready slots).
+//
 // # Supervision
 //
 // A crashed worker is replaced at once; a slot that keeps crashing backs off
@@ -272,5 +282,6 @@
 //	               in env_os.go (spawn.go forks), fake in supervise_test.go,
 //	               whose table tests run this policy without a fork
 //	config.go      Config, defaults and Validate
+//	scale.go       the admin "scale N": an absolute count, answered when reached
 //	http.go, admin.go, notify.go, pidfile.go   what operators talk to
 package master

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1143,6 +1144,122 @@ func TestSupervisorRecycle(t *testing.T) {
 		s.beat(s.cur(0), 1<<40)
 		if s.next(0) != 0 {
 			t.Error("recycled with neither --max-requests nor --max-worker-rss")
+		}
+	})
+}
+
+// TestSupervisorScaleTo: the admin "scale N" sets the count and is answered
+// once it is reached (new slots READY, retired workers exited), at once when
+// it is already, with an error when superseded, at its deadline, or at a
+// stop.
+func TestSupervisorScaleTo(t *testing.T) {
+	scaleTo := func(s *sup, n int, within time.Duration) chan adminReply {
+		reply := make(chan adminReply, 1)
+		s.step(evScale{n: n, deadline: s.env.now.Add(within), reply: reply})
+		return reply
+	}
+	answered := func(t *testing.T, reply chan adminReply) (Status, bool, error) {
+		t.Helper()
+		select {
+		case r := <-reply:
+			var st Status
+			if r.err == nil {
+				if err := json.Unmarshal(r.body, &st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return st, true, r.err
+		default:
+			return Status{}, false, nil
+		}
+	}
+	t.Run("up, idempotent, down", func(t *testing.T) {
+		s := newSup(t, 2)
+		s.readyAll()
+		r := scaleTo(s, 4, time.Minute)
+		if s.m.desired != 4 || s.cur(2) == 0 || s.cur(3) == 0 {
+			t.Fatalf("scale 4: desired %d, slots 2, 3: %d, %d", s.m.desired, s.cur(2), s.cur(3))
+		}
+		s.ready(s.cur(2))
+		if _, ok, _ := answered(t, r); ok {
+			t.Fatal("answered with 3 of 4 ready")
+		}
+		s.ready(s.cur(3))
+		st, ok, err := answered(t, r)
+		if !ok || err != nil || st.Desired != 4 || st.Running != 4 {
+			t.Fatalf("scale 4 with 4 ready: answered %v, %v, desired %d running %d", ok, err, st.Desired, st.Running)
+		}
+		starts := len(s.env.starts)
+		if st, ok, err := answered(t, scaleTo(s, 4, time.Minute)); !ok || err != nil || st.Running != 4 || len(s.env.starts) != starts {
+			t.Fatalf("scale 4 again: answered %v, %v, running %d, %d new starts; want at once, nothing started", ok, err, st.Running, len(s.env.starts)-starts)
+		}
+		retiring := []int{s.cur(1), s.cur(2), s.cur(3)}
+		r = scaleTo(s, 1, time.Minute)
+		for i, pid := range retiring {
+			if !slices.Equal(s.sent(pid), []string{wire.MsgRetire}) {
+				t.Errorf("pid %d got %v, want RETIRE", pid, s.sent(pid))
+			}
+			if _, ok, _ := answered(t, r); ok {
+				t.Fatalf("scale 1 answered with %d retiring workers still running", len(retiring)-i)
+			}
+			s.exited0(pid)
+		}
+		st, ok, err = answered(t, r)
+		if !ok || err != nil || st.Desired != 1 || st.Running != 1 || len(st.Workers) != 1 {
+			t.Fatalf("scale 1 done: answered %v, %v, %+v", ok, err, st)
+		}
+	})
+	t.Run("not reached in time", func(t *testing.T) {
+		s := newSup(t, 1)
+		s.readyAll()
+		r := scaleTo(s, 2, time.Second)
+		for i := 0; i < 5; i++ {
+			s.heartbeat()
+			s.advance(500 * time.Millisecond)
+		}
+		if _, ok, err := answered(t, r); !ok || err == nil || !strings.Contains(err.Error(), "1 of 2 workers ready") {
+			t.Fatalf("past the deadline: answered %v, %v; want an error saying 1 of 2 ready", ok, err)
+		}
+	})
+	t.Run("superseded by a TTOU, refused during a stop", func(t *testing.T) {
+		s := newSup(t, 2)
+		s.readyAll()
+		r := scaleTo(s, 3, time.Minute)
+		s.signal(unix.SIGTTOU)
+		if _, ok, err := answered(t, r); !ok || err == nil || !strings.Contains(err.Error(), "superseded") {
+			t.Fatalf("after TTOU: answered %v, %v; want superseded", ok, err)
+		}
+		s.signal(unix.SIGTERM)
+		if _, ok, err := answered(t, scaleTo(s, 5, time.Minute)); !ok || err == nil || s.m.desired == 5 {
+			t.Fatalf("during a stop: answered %v, %v, desired %d; want an error, nothing changed", ok, err, s.m.desired)
+		}
+	})
+	t.Run("parse", func(t *testing.T) {
+		for _, tc := range []struct {
+			cmd     string
+			n       int
+			timeout time.Duration
+			scale   bool
+			err     string
+		}{
+			{"scale 3", 3, DefaultScaleTimeout, true, ""},
+			{"scale 3 1m30s", 3, 90 * time.Second, true, ""},
+			{"scale 3 100h", 3, maxScaleWait, true, ""},
+			{"scale 0", 0, 0, true, `N "0"`},
+			{"scale -2", 0, 0, true, `N "-2"`},
+			{"scale two", 0, 0, true, `N "two"`},
+			{"scale", 0, 0, true, "scale N"},
+			{"scale 2 soon", 0, 0, true, `TIMEOUT "soon"`},
+			{"scale 2 1s 3", 0, 0, true, "scale N"},
+			{"status", 0, 0, false, ""},
+			{"scaled 2", 0, 0, false, ""},
+		} {
+			n, timeout, isScale, err := parseScale(tc.cmd)
+			if n != tc.n || timeout != tc.timeout || isScale != tc.scale || (err == nil) != (tc.err == "") ||
+				(err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("parseScale(%q): got %d, %v, %v, %v; want %d, %v, %v, error with %q",
+					tc.cmd, n, timeout, isScale, err, tc.n, tc.timeout, tc.scale, tc.err)
+			}
 		}
 	})
 }
