@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -124,6 +126,7 @@ func New(extra ...Protocol) *cli.App {
 			upgradeCommand(),
 			checkBinaryCommand(),
 			versionCommand(),
+			scaleCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
@@ -206,6 +209,12 @@ func serveFlags(protos map[string]Protocol, names []string) *cli.Command {
 				Usage: "on TERM or reload, how long open connections may finish before they are cut"},
 			&cli.DurationFlag{Name: "worker-timeout", Value: master.DefaultWorkerTimeout, EnvVars: env("WORKER_TIMEOUT"),
 				Usage: "a worker whose loop sends no heartbeat for this long is aborted and replaced"},
+			&cli.IntFlag{Name: "max-requests", EnvVars: env("MAX_REQUESTS"),
+				Usage: "recycle a worker once it has served this many requests (plus its jitter): a new worker for its slot first, then the old one drained, as in a reload; 0 off"},
+			&cli.IntFlag{Name: "max-requests-jitter", EnvVars: env("MAX_REQUESTS_JITTER"),
+				Usage: "add a random 0..J to each worker's --max-requests, drawn when it starts, so workers do not all recycle at once"},
+			&cli.StringFlag{Name: "max-worker-rss", Value: "0", EnvVars: env("MAX_WORKER_RSS"),
+				Usage: "recycle a worker whose resident memory passes this size (bytes, or with k, m, g), checked at each heartbeat; 0 off"},
 			&cli.StringFlag{Name: "metrics-listen", Value: master.DefaultMetricsListen, EnvVars: env("METRICS_LISTEN"),
 				Usage: "serve /metrics (every worker's series, labelled worker=\"slot\"), /healthz and /readyz here; empty disables. " +
 					"If the default address is taken (a second prefork), a free port is used and logged; an address given explicitly must bind"},
@@ -264,6 +273,10 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 	} else if maxBody == 0 {
 		errs = append(errs, errors.New("--max-body 0: want at least 1 byte"))
 	}
+	maxRSS, err := wire.ParseSize(c.String("max-worker-rss"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--max-worker-rss: %w", err))
+	}
 	workers, err := master.ParseWorkers(c.String("workers"))
 	if err != nil {
 		errs = append(errs, err)
@@ -294,8 +307,12 @@ func serveConfig(c *cli.Context, protos map[string]Protocol, names []string) (ma
 		Mode:          master.Mode(c.String("mode")),
 		Addrs:         c.StringSlice("listen"),
 		WorkerTimeout: c.Duration("worker-timeout"),
-		PidFile:       c.String("pidfile"),
-		MetricsListen: c.String("metrics-listen"),
+		// Recycling
+		MaxRequests:       c.Int("max-requests"),
+		MaxRequestsJitter: c.Int("max-requests-jitter"),
+		MaxWorkerRSS:      maxRSS,
+		PidFile:           c.String("pidfile"),
+		MetricsListen:     c.String("metrics-listen"),
 		// Only the default address may move when taken.
 		MetricsFallback: !c.IsSet("metrics-listen"),
 		AdminSocket:     master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket")),
@@ -432,8 +449,8 @@ func statusCommand() *cli.Command {
 				return json.NewEncoder(c.App.Writer).Encode(st)
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "master pid %d, prefork %s, %s mode, proto %s, %d workers desired, %d reloads, up %s\n",
-				st.PID, st.Version, st.Mode, st.Proto, st.Desired, st.Reloads, seconds(st.Uptime))
+			fmt.Fprintf(w, "master pid %d, prefork %s, %s mode, proto %s, %d workers desired, %d running, %d reloads, up %s\n",
+				st.PID, st.Version, st.Mode, st.Proto, st.Desired, st.Running, st.Reloads, seconds(st.Uptime))
 			if u := st.Upgrade; u != nil {
 				fmt.Fprintf(w, "last upgrade: #%d %s (%s -> %s)", u.Seq, u.State, u.From, orNone(u.To))
 				if u.Error != "" {
@@ -451,6 +468,57 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%d\n", ws.Slot, ws.PID, ws.Generation, seconds(ws.Uptime), ws.State, ws.Restarts)
 			}
 			return w.Flush()
+		},
+	}
+}
+
+// scaleCommand is `prefork scale N`: an absolute worker count over the
+// admin socket, answered once N workers serve (signals can merge: two quick
+// TTOUs may retire one slot).
+func scaleCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "scale",
+		Usage:     "set the running master's number of workers to N; returns when N workers are ready and retired ones have exited",
+		ArgsUsage: "N",
+		Flags: append(append([]cli.Flag{}, controlFlags...),
+			&cli.DurationFlag{Name: "timeout", Value: master.DefaultScaleTimeout,
+				Usage: "how long to wait for the count to be reached"}),
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			// The flags may follow N (prefork scale 4 --pidfile P): the CLI
+			// stops reading flags at the first argument, so read them here.
+			pidfile, admin, timeout := c.String("pidfile"), c.String("admin-socket"), c.Duration("timeout")
+			if len(args) > 1 {
+				fs := flag.NewFlagSet("scale", flag.ContinueOnError)
+				fs.SetOutput(io.Discard)
+				fs.StringVar(&pidfile, "pidfile", pidfile, "")
+				fs.StringVar(&admin, "admin-socket", admin, "")
+				fs.DurationVar(&timeout, "timeout", timeout, "")
+				if err := fs.Parse(args[1:]); err != nil {
+					return cli.Exit(fmt.Sprintf("scale: %v", err), 2)
+				}
+				args = append(args[:1], fs.Args()...)
+			}
+			if len(args) != 1 {
+				return cli.Exit(fmt.Sprintf("scale: want one argument N, the number of workers (got %q)", args), 2)
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return cli.Exit(fmt.Sprintf("scale: argument N %q: want a whole number of workers, at least 1", args[0]), 2)
+			}
+			if timeout <= 0 {
+				return cli.Exit(fmt.Sprintf("scale: --timeout %v: must be positive", timeout), 2)
+			}
+			path := master.AdminSocketFor(pidfile, admin)
+			if path == "" {
+				return cli.Exit("need --pidfile or --admin-socket", 2)
+			}
+			st, err := master.Scale(path, n, timeout)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "%d workers desired, %d running\n", st.Desired, st.Running)
+			return nil
 		},
 	}
 }

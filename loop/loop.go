@@ -254,6 +254,11 @@ func (l *Loop) Draining() bool { return l.draining }
 // Conns returns the number of open connections (loop thread only).
 func (l *Loop) Conns() int { return l.nconns }
 
+// Accepted returns the number of connections accepted or adopted so far, as
+// Stats.Accepted, without Stats' walk over the connections (loop thread
+// only).
+func (l *Loop) Accepted() uint64 { return l.stats.Accepted }
+
 func (l *Loop) nanos() int64 { return l.now }
 
 func (l *Loop) updateNow() {

@@ -25,6 +25,7 @@ type Status struct {
 	Addrs    []string       `json:"addrs"`
 	Metrics  string         `json:"metrics_addr,omitempty"` // as bound ("" disabled)
 	Desired  int            `json:"workers_desired"`
+	Running  int            `json:"workers_running"` // slots whose worker is ready
 	Reloads  int            `json:"reloads"`
 	Uptime   float64        `json:"uptime_seconds"`
 	Stopping bool           `json:"stopping"`
@@ -199,6 +200,9 @@ func (m *Master) serveAdmin(c net.Conn) {
 	if err != nil && line == "" {
 		return
 	}
+	if m.serveScale(c, line) { // scale.go: answered when the count is reached
+		return
+	}
 	reply := make(chan adminReply, 1)
 	m.post(evAdmin{cmd: strings.TrimSpace(line), reply: reply})
 	select {
@@ -240,7 +244,7 @@ func (m *Master) status() Status {
 	now := m.env.now()
 	st := Status{
 		PID: os.Getpid(), Mode: m.cfg.Mode, Proto: m.cfg.Proto, Addrs: m.ls.addrs, Metrics: m.MetricsAddr(),
-		Desired: m.desired, Reloads: m.reloads, Uptime: now.Sub(m.started).Seconds(), Stopping: m.stopping,
+		Desired: m.desired, Running: m.readySlots(), Reloads: m.reloads, Uptime: now.Sub(m.started).Seconds(), Stopping: m.stopping,
 		Version: m.version, Exe: m.exe,
 	}
 	if m.upgrade != nil {

@@ -59,6 +59,14 @@ type Config struct {
 
 	WorkerTimeout time.Duration // a worker silent this long is aborted
 
+	// Recycling (supervise.go): a worker that has served MaxRequests
+	// requests, plus a number drawn in 0..MaxRequestsJitter when it starts,
+	// or whose RSS passes MaxWorkerRSS bytes, is replaced as in a reload.
+	// 0 is off. Checked at each heartbeat.
+	MaxRequests       int
+	MaxRequestsJitter int
+	MaxWorkerRSS      int64
+
 	PidFile string // written atomically at start, removed at exit ("" none)
 	// MetricsListen is the address of /metrics, /healthz and /readyz ("" none).
 	MetricsListen string
@@ -167,6 +175,18 @@ func (c *Config) Validate() error {
 	}
 	if c.WorkerTimeout <= 0 {
 		add("--worker-timeout %v: must be positive", c.WorkerTimeout)
+	}
+	if c.MaxRequests < 0 {
+		add("--max-requests %d: must be 0 (off) or positive", c.MaxRequests)
+	}
+	switch {
+	case c.MaxRequestsJitter < 0:
+		add("--max-requests-jitter %d: must be 0 or positive", c.MaxRequestsJitter)
+	case c.MaxRequestsJitter > 0 && c.MaxRequests == 0:
+		add("--max-requests-jitter %d: needs --max-requests (jitter is added to it)", c.MaxRequestsJitter)
+	}
+	if c.MaxWorkerRSS < 0 {
+		add("--max-worker-rss %d: must be 0 (off) or positive", c.MaxWorkerRSS)
 	}
 	if c.PidFile != "" {
 		if err := checkDir(c.PidFile); err != nil {

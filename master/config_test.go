@@ -88,6 +88,11 @@ func TestValidate(t *testing.T) {
 		{"unknown group", func(c *Config) { c.Group = "nosuchgroup-prefork" }, "--group nosuchgroup-prefork"},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, "--log-format"},
 		{"negative grace", func(c *Config) { c.GracefulTimeout = -time.Second }, "--graceful-timeout"},
+		{"recycling by requests", func(c *Config) { c.MaxRequests, c.MaxRequestsJitter = 1000, 100 }, ""},
+		{"negative max requests", func(c *Config) { c.MaxRequests = -1 }, "--max-requests -1"},
+		{"negative jitter", func(c *Config) { c.MaxRequests, c.MaxRequestsJitter = 10, -5 }, "--max-requests-jitter -5"},
+		{"jitter without max requests", func(c *Config) { c.MaxRequestsJitter = 5 }, "--max-requests-jitter 5: needs --max-requests"},
+		{"negative max rss", func(c *Config) { c.MaxWorkerRSS = -1 }, "--max-worker-rss"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()

@@ -42,8 +42,8 @@ func (m *Master) readControl(pid int, c control, replies chan<- metricsReply, pr
 	}
 }
 
-// onControl handles a worker's READY and heartbeats. Any message is a sign
-// of life.
+// onControl handles a worker's READY and heartbeats (which may recycle it:
+// recycle.go). Any message is a sign of life.
 func (m *Master) onControl(pid int, msg string) {
 	p := m.procs[pid]
 	if p == nil {
@@ -51,10 +51,14 @@ func (m *Master) onControl(pid int, msg string) {
 	}
 	now := m.env.now()
 	p.lastHB = now
-	if n, ok := wire.ParseHeartbeat([]byte(msg)); ok {
+	if n, r, ok := wire.ParseHeartbeat([]byte(msg)); ok {
 		if n >= 0 {
 			p.conns = n
 		}
+		if r >= 0 {
+			p.requests = r
+		}
+		m.checkRecycle(p)
 		return
 	}
 	switch msg {
@@ -72,6 +76,10 @@ func (m *Master) onControl(pid int, msg string) {
 				m.log.Error("cannot steer connections back to a slot", "slot", s.index, "err", err)
 			}
 			s.paused = false
+		}
+		if s != nil && p.recycle != "" && p.retired == nil {
+			m.recycleReady(s, p)
+			return
 		}
 		if s == nil || !p.reload || p.retired != nil {
 			return

@@ -44,8 +44,10 @@
 //
 // One datagram per message (no framing; EOF means the other side died):
 //
-//	worker → master   READY (listeners in the epoll set), HB <conns> (heartbeat from
-//	                  the loop thread), METRICS <id>\n<registry> (a scrape's answer),
+//	worker → master   READY (listeners in the epoll set), HB <conns> <requests>
+//	                  (heartbeat from the loop thread; a worker of an older binary
+//	                  sends HB <conns>, read as requests unknown), METRICS
+//	                  <id>\n<registry> (a scrape's answer),
 //	                  GONE <n> (handoff mode: handed connections no longer open)
 //	master → worker   STOP (graceful), QUIT (fast), RETIRE (accept what is queued, then
 //	                  STOP), METRICS <id> (gather the registry on the loop thread),
@@ -201,6 +203,16 @@
 // restarts the service. A signal that reaches the old image in the
 // milliseconds between preparing the state and execve is lost.
 //
+// Signals of one kind sent twice before the master handles the first merge
+// into one (a standard signal has one pending instance; Go's runtime keeps
+// one too), so two quick TTOUs may retire one slot. For an exact count there
+// is the admin command "scale N [TIMEOUT]" (prefork scale N, scale.go): it
+// sets the count absolutely (idempotent: scale 4 at 4 changes nothing) and
+// is answered when N slots have a ready worker and every retired slot's
+// worker has exited, or at the client's TIMEOUT (default 60 s) with what was
+// reached; a TTIN, TTOU or other scale meanwhile supersedes it (an error
+// says so). Status has workers_desired and workers_running (ready slots).
+//
 // # Supervision
 //
 // A crashed worker is replaced at once; a slot that keeps crashing backs off
@@ -209,7 +221,32 @@
 // loop is stuck: heartbeats come from the loop's own timer) gets SIGABRT, for
 // a goroutine dump, and SIGKILL 3 s later; its exit is then a crash like any
 // other. So does a worker that heartbeats but has not said READY within
-// --worker-timeout of its start. Workers never outlive the master: Pdeathsig=SIGKILL covers a master
+// --worker-timeout of its start.
+//
+// Recycling (recycle.go) replaces a healthy worker on purpose, the way a
+// reload does: with --max-requests N a worker that has served N requests,
+// plus a number drawn in 0..--max-requests-jitter J when it starts (so the
+// workers started together do not all go at once), and with
+// --max-worker-rss SIZE one whose RSS (VmRSS in /proc/PID/status) has passed
+// SIZE. Both are checked when the worker's heartbeat arrives: it carries the
+// requests served, the protocol's own count (a worker.Requester: HTTP
+// responses, calc frames, echo reads) or, for a protocol that keeps none,
+// the connections accepted; a worker of an older binary, adopted by a master
+// upgraded in place, sends no count and is recycled by RSS only. So a worker
+// serves past its limit by up to one heartbeat's worth of requests. Its
+// slot's replacement starts first; once it is READY the old worker is told
+// STOP and drains (RETIRE in handoff mode). It is counted in
+// prefork_worker_restarts_total{reason="max_requests"|"max_rss"} and logged
+// ("recycling worker", "worker recycled"), not in the slot's restarts. A
+// recycle is not a reload (its replacement is marked recycle, not reload):
+// none starts while the master stops, for a slot that has a replacement
+// starting or that a reload has still to replace, or for a worker that is
+// stopping or retiring; a HUP while one is in flight waits for it and then
+// replaces it too; a TTOU retires both. A replacement that dies before READY
+// leaves the old worker serving, and the slot is not recycled again for 5 s,
+// doubling with each failure in a row (up to the crash backoff's cap).
+//
+// Workers never outlive the master: Pdeathsig=SIGKILL covers a master
 // that is killed, EOF on the control socket a master that exits; a master
 // running as PID 1 reaps every child, not only its workers.
 //
@@ -297,6 +334,7 @@
 //	master.go      events, New, Run: the goroutine that owns the table
 //	supervise.go   starting workers, exits and restarts, backoff, hung
 //	               workers, stopping
+//	recycle.go     recycling by --max-requests and --max-worker-rss
 //	reload.go      rolling reload, scaling, retiring a slot
 //	upgrade.go     upgrade in place: check, hand over, exec, adopt, roll back
 //	control.go     the control sockets: reading, READY and heartbeats
@@ -307,5 +345,6 @@
 //	               in env_os.go (spawn.go forks), fake in supervise_test.go,
 //	               whose table tests run this policy without a fork
 //	config.go      Config, defaults and Validate
+//	scale.go       the admin "scale N": an absolute count, answered when reached
 //	http.go, admin.go, notify.go, pidfile.go   what operators talk to
 package master

@@ -27,6 +27,10 @@ type env struct {
 	now func() time.Time
 	// afterFunc runs f after d, on a goroutine of its own.
 	afterFunc func(d time.Duration, f func()) timer
+	// rss is a worker's resident set size in bytes (--max-worker-rss).
+	rss func(pid int) (int64, error)
+	// intn is a random number in [0, n) (--max-requests-jitter).
+	intn func(n int) int
 }
 
 // timer is a pending afterFunc.

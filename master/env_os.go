@@ -1,17 +1,19 @@
 package master
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	procfs "github.com/prefork/prefork/internal/proc"
 	"github.com/prefork/prefork/wire"
 )
 
-// osEnv is the real env: processes forked from the spawner's thread, kill(2)
-// and the wall clock.
+// osEnv is the real env: processes forked from the spawner's thread, kill(2),
+// the wall clock, /proc/PID/status and math/rand.
 func osEnv(sp *spawner) env {
 	return env{
 		start: func(spec wire.Spec, listeners []int, cfg *Config) (int, control, error) {
@@ -31,6 +33,8 @@ func osEnv(sp *spawner) env {
 		afterFunc: func(d time.Duration, f func()) timer {
 			return time.AfterFunc(d, f)
 		},
+		rss:  procfs.RSS,
+		intn: rand.IntN,
 	}
 }
 

@@ -482,7 +482,14 @@ func TestCLIErrors(t *testing.T) {
 		{"bad metrics address", []string{"serve", "--metrics-listen", "localhost"}, 2, "--metrics-listen"},
 		{"negative idle timeout", []string{"serve", "--idle-timeout", "-1s"}, 2, "--idle-timeout"},
 		{"several at once", []string{"serve", "--workers", "0", "--log-level", "loud"}, 2, "--log-level"},
+		{"bad max worker rss", []string{"serve", "--max-worker-rss", "lots"}, 2, "--max-worker-rss"},
+		{"negative max requests", []string{"serve", "--max-requests", "-3"}, 2, "--max-requests -3"},
+		{"jitter alone", []string{"serve", "--max-requests-jitter", "9"}, 2, "--max-requests-jitter 9: needs --max-requests"},
 		{"status without pidfile", []string{"status"}, 2, "--pidfile"},
+		{"scale to zero", []string{"scale", "0", "--pidfile", "/nonexistent/p.pid"}, 2, `argument N "0": want a whole number of workers, at least 1`},
+		{"scale to a word", []string{"scale", "four", "--pidfile", "/nonexistent/p.pid"}, 2, `argument N "four"`},
+		{"scale without N", []string{"scale", "--pidfile", "/nonexistent/p.pid"}, 2, "want one argument N"},
+		{"scale without pidfile", []string{"scale", "3"}, 2, "--pidfile"},
 		{"worker by hand", []string{"worker"}, 2, "PREFORK_WORKER_SPEC"},
 	}
 	for _, tc := range tests {

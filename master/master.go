@@ -49,7 +49,8 @@ type Master struct {
 	desired int
 	procs   map[int]*proc // by pid
 
-	reloadQueue []int // slots still to reload, in order
+	reloadQueue []int       // slots still to reload, in order
+	scaleWaits  []scaleWait // admin "scale N" commands waiting for their count (scale.go)
 	reloads     int
 	stopping    bool
 	stopKind    string // wire.MsgStop or wire.MsgQuit
@@ -371,6 +372,7 @@ func (m *Master) step(ev event) (done bool) {
 	m.handle(ev)
 	m.maybeStartUpgrade()
 	m.updateGauges()
+	m.checkScale()
 	return m.stopping && len(m.procs) == 0
 }
 
@@ -434,6 +436,8 @@ func (m *Master) handle(ev event) {
 		m.onTick()
 	case evAdmin:
 		ev.reply <- m.onAdmin(ev.cmd)
+	case evScale:
+		m.onScale(ev)
 	case evScrape:
 		ev.reply <- m.scrapePlan()
 	}

@@ -7,10 +7,11 @@ import (
 	"github.com/prefork/prefork/wire"
 )
 
-// reloadBusy reports whether a reload's replacement is starting.
+// reloadBusy reports whether a reload's replacement is starting (a
+// recycle's does not count: recycle.go).
 func (m *Master) reloadBusy() bool {
 	for _, s := range m.slots {
-		if s.next != nil || (s.cur != nil && s.cur.reload) {
+		if (s.next != nil && s.next.reload) || (s.cur != nil && s.cur.reload) {
 			return true
 		}
 	}
@@ -41,6 +42,13 @@ func (m *Master) reload() {
 func (m *Master) reloadNext() {
 	for len(m.reloadQueue) > 0 && !m.stopping {
 		k := m.reloadQueue[0]
+		if s := m.slots[k]; s != nil && s.next != nil && s.next.recycle != "" {
+			// A recycle's replacement, started before the HUP, is starting
+			// for this slot: wait for it (its READY or its exit calls
+			// reloadResume), then replace it too, as the reload must
+			// replace every worker started before it.
+			return
+		}
 		m.reloadQueue = m.reloadQueue[1:]
 		s := m.slots[k]
 		if s == nil || s.next != nil {
@@ -50,7 +58,8 @@ func (m *Master) reloadNext() {
 			continue // waiting to restart: its restart will run the new code
 		}
 		p := m.startWorker(s)
-		if p != nil && s.next != nil {
+		if p != nil && s.next == p {
+			p.reload = true
 			return // READY (onControl) or its exit (onExit) calls us again
 		}
 		if p == nil && m.upgrading {
@@ -112,7 +121,7 @@ func (m *Master) retire(k int) {
 		m.log.Error("steering away from retiring slot", "slot", k, "err", err)
 	}
 	r := &retired{slot: k, fds: fds}
-	wasReloading := (s.next != nil) || (s.cur != nil && s.cur.reload)
+	wasReloading := (s.next != nil && s.next.reload) || (s.cur != nil && s.cur.reload)
 	for _, p := range []*proc{s.next, s.cur} {
 		if p != nil {
 			p.retired = r
@@ -126,6 +135,8 @@ func (m *Master) retire(k int) {
 	if wasReloading {
 		// The reload was waiting for this slot's replacement: go on.
 		m.reloadNext()
+	} else {
+		m.reloadResume() // it may have waited on this slot's recycle
 	}
 }
 

@@ -45,7 +45,16 @@ type proc struct {
 	// reload: started as a reload's replacement; its READY (or its death
 	// before it) moves the reload on to the next slot.
 	reload bool
-	conns  int // open connections, from the last heartbeat
+	// recycle: started as a recycle's replacement (recycle.go), the reason
+	// (metrics.RestartMaxRequests or RestartMaxRSS) until it is ready. Not
+	// a reload: it moves no reload on and ends in no "reload done".
+	recycle string
+	conns   int // open connections, from the last heartbeat
+	// requests served, from the last heartbeat (-1: not known, as from a
+	// worker of an older binary); maxRequests is the worker's own
+	// --max-requests plus its jitter, drawn at its start (0: off).
+	requests    int64
+	maxRequests int64
 	// peer is the worker as the handoff acceptor sees it (handoff mode;
 	// nil otherwise).
 	peer *peer
@@ -71,6 +80,10 @@ type slot struct {
 	// paused: new connections are steered away from the slot's sockets
 	// during its backoff, until its next worker is ready.
 	paused bool
+	// recycleFails counts the recycle replacements in a row that died
+	// before READY; no recycle of the slot starts before recycleHold.
+	recycleFails int
+	recycleHold  time.Time
 }
 
 // How long a stopping worker has, past its own deadline, before SIGKILL; and
@@ -88,7 +101,8 @@ func (m *Master) startSlot(k int) {
 }
 
 // startWorker starts a worker for slot s: as s.cur if the slot has none,
-// else as s.next (a reload's replacement).
+// else as s.next (a reload's or a recycle's replacement: the caller marks
+// it as the one or the other).
 func (m *Master) startWorker(s *slot) *proc {
 	fds, err := m.ls.forSlot(s.index)
 	if err != nil {
@@ -127,17 +141,20 @@ func (m *Master) startWorker(s *slot) *proc {
 	}
 	now := m.env.now()
 	p := &proc{pid: pid, slot: s.index, gen: s.gen, ctl: ctl, state: stateStarting, started: now, lastHB: now,
-		binID: m.binID, metrics: make(chan metricsReply, 1)}
+		binID: m.binID, metrics: make(chan metricsReply, 1), requests: -1, maxRequests: m.requestLimit()}
 	m.procs[pid] = p
 	if s.cur == nil {
 		s.cur = p
 	} else {
 		s.next = p
-		p.reload = true
 	}
 	p.peer = m.newPeer(pid, s.index, ctl)
 	go m.readControl(p.pid, ctl, p.metrics, p.peer)
-	m.log.Info("worker started", "slot", s.index, "gen", s.gen, "pid", pid)
+	attrs := []any{"slot", s.index, "gen", s.gen, "pid", pid}
+	if p.maxRequests > 0 {
+		attrs = append(attrs, "max_requests", p.maxRequests)
+	}
+	m.log.Info("worker started", attrs...)
 	return p
 }
 
@@ -169,6 +186,12 @@ func (m *Master) onExit(pid int, ws unix.WaitStatus) {
 		return
 	}
 	switch {
+	case s.next == p && p.recycle != "":
+		// A recycle's replacement died before it was ready: keep the old
+		// worker; the slot is not recycled again for a while.
+		s.next = nil
+		m.recycleFailed(s, p)
+		m.reloadResume()
 	case s.next == p:
 		// A reload's replacement died before it was ready: keep the old
 		// worker and go on with the next slot.
@@ -206,6 +229,8 @@ func (m *Master) onExit(pid int, ws unix.WaitStatus) {
 			// A replacement that had taken the slot that way died before
 			// READY: the slot restarts as any other, the reload goes on.
 			m.reloadNext()
+		} else if p.recycle != "" {
+			m.reloadResume() // a reload may have waited on this recycle
 		}
 	}
 }

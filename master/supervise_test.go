@@ -1,10 +1,12 @@
 package master
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -44,6 +46,12 @@ type fakeEnv struct {
 	ctls    map[int]*fakeCtl
 	// failStarts makes that many next starts fail.
 	failStarts int
+	// rss is each worker's RSS as the master reads it (0 when unset).
+	rss map[int]int64
+	// jitter is what intn returns, in turn (then 0); intnArgs what it was
+	// asked.
+	jitter   []int
+	intnArgs []int
 }
 
 type fakeStart struct {
@@ -120,6 +128,16 @@ func (e *fakeEnv) env() env {
 			e.timers = append(e.timers, t)
 			return t
 		},
+		rss: func(pid int) (int64, error) { return e.rss[pid], nil },
+		intn: func(n int) int {
+			e.intnArgs = append(e.intnArgs, n)
+			if len(e.jitter) == 0 {
+				return 0
+			}
+			v := e.jitter[0]
+			e.jitter = e.jitter[1:]
+			return v
+		},
 	}
 }
 
@@ -135,7 +153,9 @@ const (
 	testGrace         = 10 * time.Second
 )
 
-func newSup(t *testing.T, workers int) *sup {
+// newSup starts a Master of workers slots against a fake env; opts change
+// its Config first.
+func newSup(t *testing.T, workers int, opts ...func(*Config)) *sup {
 	t.Helper()
 	cfg := Config{
 		Settings:      wire.Settings{Proto: "echo", GracefulTimeout: testGrace},
@@ -143,6 +163,9 @@ func newSup(t *testing.T, workers int) *sup {
 		Addrs:         []string{"127.0.0.1:0"},
 		WorkerTimeout: testWorkerTimeout,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -152,7 +175,7 @@ func newSup(t *testing.T, workers int) *sup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe := &fakeEnv{now: time.Unix(1_000_000, 0), nextPid: 100, ctls: map[int]*fakeCtl{}}
+	fe := &fakeEnv{now: time.Unix(1_000_000, 0), nextPid: 100, ctls: map[int]*fakeCtl{}, rss: map[int]int64{}}
 	m := newMaster(cfg, ls)
 	m.env = fe.env()
 	m.started = fe.now
@@ -190,7 +213,7 @@ func (s *sup) ready(pid int) { s.step(evCtl{pid: pid, msg: wire.MsgReady}) }
 // heartbeat: every live worker beats.
 func (s *sup) heartbeat() {
 	for pid := range s.m.procs {
-		s.step(evCtl{pid: pid, msg: string(wire.Heartbeat(1))})
+		s.step(evCtl{pid: pid, msg: string(wire.Heartbeat(1, 0))})
 	}
 }
 
@@ -752,6 +775,491 @@ func TestSupervisorStop(t *testing.T) {
 		s.signal(unix.SIGTERM)
 		if got := s.signalled(pid); !slices.Equal(got, []unix.Signal{unix.SIGTERM}) {
 			t.Errorf("got %v, want [SIGTERM]", got)
+		}
+	})
+}
+
+// beat: worker pid heartbeats with requests served so far.
+func (s *sup) beat(pid int, requests uint64) {
+	s.step(evCtl{pid: pid, msg: string(wire.Heartbeat(1, requests))})
+}
+
+// beatAll: every live worker heartbeats with requests served so far.
+func (s *sup) beatAll(requests uint64) {
+	for pid := range s.m.procs {
+		s.beat(pid, requests)
+	}
+}
+
+func maxRequests(n, jitter int) func(*Config) {
+	return func(c *Config) { c.MaxRequests, c.MaxRequestsJitter = n, jitter }
+}
+
+func maxRSS(n int64) func(*Config) { return func(c *Config) { c.MaxWorkerRSS = n } }
+
+// recycled is prefork_worker_restarts_total{reason}.
+func (s *sup) restarts(reason string) float64 {
+	return value(s.t, s.m.metrics.Restarts.WithLabelValues(reason))
+}
+
+// TestSupervisorRecycle: --max-requests (+ jitter) and --max-worker-rss
+// replace a worker as a reload does (replacement READY first, then STOP to
+// the old one), without being taken for a reload, and never while the slot
+// has a replacement starting, a reload is about to replace it, or the master
+// stops.
+func TestSupervisorRecycle(t *testing.T) {
+	// wantRecycled checks that slot k's worker old was replaced by repl: repl
+	// serves, old got exactly STOP, no restart was counted for the slot, and
+	// nothing looks like a reload.
+	wantRecycled := func(s *sup, k, old, repl int) {
+		s.t.Helper()
+		if s.cur(k) != repl || s.next(k) != 0 {
+			s.t.Fatalf("slot %d: cur %d next %d, want cur %d (the replacement), no next", k, s.cur(k), s.next(k), repl)
+		}
+		if got := s.sent(old); !slices.Equal(got, []string{wire.MsgStop}) {
+			s.t.Fatalf("recycled worker %d got %v, want [STOP]", old, got)
+		}
+		if got := s.m.slots[k].restarts; got != 0 {
+			s.t.Errorf("slot %d restarts (crashes): got %d, want 0", k, got)
+		}
+		if s.m.reloads != 0 || s.m.reloadBusy() || len(s.m.reloadQueue) != 0 {
+			s.t.Errorf("a recycle looks like a reload: reloads %d, busy %v, queue %v", s.m.reloads, s.m.reloadBusy(), s.m.reloadQueue)
+		}
+	}
+
+	t.Run("request limit: replacement first, old drained once it is READY", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(0)
+		s.beat(old, 99)
+		if s.next(0) != 0 {
+			t.Fatal("recycled below its limit")
+		}
+		s.beat(old, 100)
+		repl := s.next(0)
+		if repl == 0 || s.lastStart().spec.Slot != 0 || s.lastStart().spec.Generation != 2 {
+			t.Fatalf("at the limit: next %d, last start %+v; want slot 0's generation 2", repl, s.lastStart().spec)
+		}
+		if len(s.sent(old)) != 0 {
+			t.Fatalf("old worker told %v before its replacement is ready", s.sent(old))
+		}
+		s.wantStatus("serving: 2/2") // not "reloading"
+		s.beat(old, 150)             // over the limit, replacement starting: no second one
+		if s.next(0) != repl || len(s.env.starts) != 3 {
+			t.Fatalf("second replacement started: next %d, %d starts", s.next(0), len(s.env.starts))
+		}
+		s.ready(repl)
+		wantRecycled(s, 0, old, repl)
+		if got := s.restarts(metrics.RestartMaxRequests); got != 1 {
+			t.Errorf("restarts{max_requests}: got %v, want 1", got)
+		}
+		// The old one, draining, over its limit: left alone.
+		s.beat(old, 500)
+		s.exited0(old)
+		if len(s.env.starts) != 3 || s.cur(0) != repl {
+			t.Errorf("after the old worker drained: %d starts, cur %d; want 3, %d", len(s.env.starts), s.cur(0), repl)
+		}
+		if got := s.restarts(metrics.RestartExited); got != 0 {
+			t.Errorf("the drained worker's exit counted as a crash: restarts{exited} %v", got)
+		}
+		// The replacement counts from its own start.
+		s.beat(repl, 99)
+		if s.next(0) != 0 {
+			t.Error("the replacement was recycled below its own limit")
+		}
+	})
+
+	t.Run("jitter: each worker's limit drawn in N..N+J, so they recycle apart", func(t *testing.T) {
+		s := newSup(t, 4, maxRequests(100, 50))
+		s.readyAll()
+		if !slices.Equal(s.env.intnArgs, []int{51, 51, 51, 51}) {
+			t.Fatalf("intn asked %v, want 51 (0..50) once per worker", s.env.intnArgs)
+		}
+		// A reload starts workers whose jitter is 0, 20, 40, 50.
+		s.env.jitter = []int{0, 20, 40, 50}
+		s.signal(unix.SIGHUP)
+		for k := 0; k < 4; k++ {
+			old := s.cur(k)
+			s.ready(s.next(k))
+			s.exited0(old)
+		}
+		var limits []int64
+		for k := 0; k < 4; k++ {
+			limits = append(limits, s.m.slots[k].cur.maxRequests)
+		}
+		if !slices.Equal(limits, []int64{100, 120, 140, 150}) {
+			t.Fatalf("limits: got %v, want [100 120 140 150]", limits)
+		}
+		s.beatAll(120)
+		var recycling []int
+		for k := 0; k < 4; k++ {
+			if s.next(k) != 0 {
+				recycling = append(recycling, k)
+			}
+		}
+		if !slices.Equal(recycling, []int{0, 1}) {
+			t.Fatalf("at 120 requests each: slots %v recycling, want [0 1]", recycling)
+		}
+		// The real draw: every limit in range, both ends reached.
+		m := newSup(t, 1, maxRequests(100, 50)).m
+		m.env.intn = rand.IntN
+		lo, hi := int64(1<<62), int64(0)
+		for range 2000 {
+			n := m.requestLimit()
+			lo, hi = min(lo, n), max(hi, n)
+		}
+		if lo != 100 || hi != 150 {
+			t.Errorf("2000 drawn limits span %d..%d, want 100..150", lo, hi)
+		}
+		if got := newSup(t, 1).m.requestLimit(); got != 0 {
+			t.Errorf("limit without --max-requests: got %d, want 0 (off)", got)
+		}
+	})
+
+	t.Run("rss limit: checked at each heartbeat", func(t *testing.T) {
+		s := newSup(t, 1, maxRSS(100<<20))
+		s.readyAll()
+		old := s.cur(0)
+		s.env.rss[old] = 100 << 20 // at the limit, not past it
+		s.beat(old, 1_000_000)     // no request limit set
+		if s.next(0) != 0 {
+			t.Fatal("recycled at (not past) the RSS limit, or by requests without --max-requests")
+		}
+		s.env.rss[old] = 150 << 20
+		s.beat(old, 1_000_001)
+		repl := s.next(0)
+		if repl == 0 {
+			t.Fatal("RSS past the limit: no replacement")
+		}
+		s.ready(repl)
+		wantRecycled(s, 0, old, repl)
+		if got, other := s.restarts(metrics.RestartMaxRSS), s.restarts(metrics.RestartMaxRequests); got != 1 || other != 0 {
+			t.Errorf("restarts{max_rss}: got %v, want 1 (max_requests %v, want 0)", got, other)
+		}
+	})
+
+	t.Run("replacement dies before READY: old kept, retried after a hold-off that grows", func(t *testing.T) {
+		s := newSup(t, 1, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(0)
+		// fail lets the replacement now starting die before READY.
+		fail := func() time.Time {
+			t.Helper()
+			repl := s.next(0)
+			if repl == 0 {
+				t.Fatal("no replacement starting")
+			}
+			s.crash(repl)
+			if s.cur(0) != old || s.next(0) != 0 || len(s.sent(old)) != 0 {
+				t.Fatalf("replacement died: cur %d next %d, old got %v; want the old %d kept, untold", s.cur(0), s.next(0), s.sent(old), old)
+			}
+			return s.env.now
+		}
+		// retryAfter: heartbeats over the limit every 500 ms until a new
+		// replacement starts; how long after the failure it did.
+		retryAfter := func(failedAt time.Time) time.Duration {
+			t.Helper()
+			for s.next(0) == 0 {
+				s.advance(500 * time.Millisecond)
+				s.beat(old, 100)
+				if s.env.now.Sub(failedAt) > time.Minute {
+					t.Fatal("no retry within a minute")
+				}
+			}
+			return s.lastStart().at.Sub(failedAt)
+		}
+		s.beat(old, 100)
+		if got := retryAfter(fail()); got != recycleRetry {
+			t.Errorf("first retry after %v, want %v", got, recycleRetry)
+		}
+		if got := retryAfter(fail()); got != 2*recycleRetry {
+			t.Errorf("second retry after %v, want %v", got, 2*recycleRetry)
+		}
+		if got := s.restarts(metrics.RestartExited) + s.restarts(metrics.RestartMaxRequests); got != 0 {
+			t.Errorf("failed recycles counted as restarts: %v", got)
+		}
+		repl := s.next(0)
+		s.ready(repl)
+		wantRecycled(s, 0, old, repl)
+		if s.m.slots[0].recycleFails != 0 {
+			t.Errorf("failures after a successful recycle: got %d, want 0", s.m.slots[0].recycleFails)
+		}
+	})
+
+	t.Run("during a reload: no recycle of a slot the reload will replace", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		s.signal(unix.SIGHUP) // slot 0's replacement starting, slot 1 queued
+		starts := len(s.env.starts)
+		s.beat(s.cur(1), 100)
+		s.beat(s.cur(0), 100) // slot 0 has its reload's replacement starting
+		if len(s.env.starts) != starts {
+			t.Fatalf("recycles started during the reload: %d", len(s.env.starts)-starts)
+		}
+		// Slot 0 reloaded; slot 1's replacement starting: slot 0's new
+		// worker may be recycled, and the reload still ends as one.
+		new0 := s.next(0)
+		s.ready(new0)
+		s.beat(new0, 100)
+		rec := s.next(0)
+		if rec == 0 {
+			t.Fatal("a worker the reload has started is not recycled at its limit")
+		}
+		s.ready(s.next(1))
+		if len(s.m.reloadQueue) != 0 || s.m.reloadBusy() {
+			t.Fatalf("reload not done with only a recycle in flight: queue %v busy %v", s.m.reloadQueue, s.m.reloadBusy())
+		}
+		s.wantStatus("serving: 2/2")
+		s.ready(rec)
+		if s.cur(0) != rec || !slices.Equal(s.sent(new0), []string{wire.MsgStop}) {
+			t.Errorf("slot 0: cur %d (want %d), recycled worker got %v", s.cur(0), rec, s.sent(new0))
+		}
+	})
+
+	t.Run("HUP during a recycle: the reload waits for it, then replaces it too", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(0)
+		s.beat(old, 100)
+		rec := s.next(0)
+		s.signal(unix.SIGHUP)
+		if s.next(0) != rec || s.next(1) != 0 || len(s.sent(old)) != 0 {
+			t.Fatalf("HUP during a recycle: next(0) %d (want %d), next(1) %d (want none yet), old got %v",
+				s.next(0), rec, s.next(1), s.sent(old))
+		}
+		s.wantStatus("reloading")
+		s.ready(rec)
+		if s.cur(0) != rec || !slices.Equal(s.sent(old), []string{wire.MsgStop}) {
+			t.Fatalf("recycle's replacement ready: cur %d (want %d), old got %v", s.cur(0), rec, s.sent(old))
+		}
+		// Started before the HUP: the reload replaces it as well.
+		rel := s.next(0)
+		if rel == 0 || !s.m.slots[0].next.reload {
+			t.Fatal("the reload did not go on with slot 0 after the recycle")
+		}
+		s.ready(rel)
+		s.ready(s.next(1))
+		if len(s.m.reloadQueue) != 0 || s.m.reloadBusy() {
+			t.Fatalf("reload never finished: queue %v", s.m.reloadQueue)
+		}
+		if !slices.Equal(s.sent(rec), []string{wire.MsgStop}) {
+			t.Errorf("the recycle's replacement after the reload got %v, want STOP", s.sent(rec))
+		}
+		if got := s.restarts(metrics.RestartMaxRequests); got != 1 {
+			t.Errorf("restarts{max_requests}: got %v, want 1", got)
+		}
+	})
+
+	t.Run("HUP during a recycle whose replacement dies: the reload goes on", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(0)
+		s.beat(old, 100)
+		s.signal(unix.SIGHUP)
+		s.crash(s.next(0))
+		if s.cur(0) != old || s.next(0) == 0 || !s.m.slots[0].next.reload {
+			t.Fatalf("after the recycle failed: cur %d (want %d), next %d; want the reload's replacement", s.cur(0), old, s.next(0))
+		}
+	})
+
+	t.Run("during a stop: no recycle; one in flight stops too", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		s.beat(s.cur(0), 100)
+		rec := s.next(0)
+		s.signal(unix.SIGTERM)
+		starts := len(s.env.starts)
+		s.beat(s.cur(1), 100)
+		if len(s.env.starts) != starts {
+			t.Fatal("recycle started during a stop")
+		}
+		if !slices.Equal(s.sent(rec), []string{wire.MsgStop}) {
+			t.Fatalf("recycle's replacement got %v at the stop, want STOP", s.sent(rec))
+		}
+		s.ready(rec) // READY after STOP changes nothing
+		for _, pid := range []int{s.cur(0), s.cur(1)} {
+			s.exited0(pid)
+		}
+		if !s.m.step(evExit{pid: rec}) {
+			t.Fatal("not done with every worker gone")
+		}
+		if len(s.env.starts) != starts {
+			t.Error("a worker started during the stop")
+		}
+	})
+
+	t.Run("old worker crashes during the recycle: the replacement takes the slot, a crash not a recycle", func(t *testing.T) {
+		s := newSup(t, 1, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(0)
+		s.beat(old, 100)
+		rec := s.next(0)
+		starts := len(s.env.starts)
+		s.crash(old)
+		if s.cur(0) != rec || len(s.env.starts) != starts {
+			t.Fatalf("slot 0: cur %d (want %d), %d new starts (want 0)", s.cur(0), rec, len(s.env.starts)-starts)
+		}
+		s.ready(rec)
+		if got, rec := s.restarts(metrics.RestartExited), s.restarts(metrics.RestartMaxRequests); got != 1 || rec != 0 {
+			t.Errorf("restarts: exited %v (want 1), max_requests %v (want 0)", got, rec)
+		}
+		s.wantStatus("serving: 1/1")
+	})
+
+	t.Run("TTOU retires the slot being recycled: both workers retire", func(t *testing.T) {
+		s := newSup(t, 2, maxRequests(100, 0))
+		s.readyAll()
+		old := s.cur(1)
+		s.beat(old, 100)
+		rec := s.next(1)
+		s.signal(unix.SIGTTOU)
+		for _, pid := range []int{old, rec} {
+			if !slices.Equal(s.sent(pid), []string{wire.MsgRetire}) {
+				t.Errorf("pid %d got %v, want RETIRE", pid, s.sent(pid))
+			}
+		}
+		s.ready(rec)
+		s.exited0(old)
+		s.exited0(rec)
+		if s.m.slots[1] != nil || len(s.env.starts) != 3 {
+			t.Errorf("retired slot: %v, %d starts (want 3)", s.m.slots[1], len(s.env.starts))
+		}
+		s.wantStatus("serving: 1/1")
+	})
+
+	t.Run("a worker of an older binary (HB <conns>) is not recycled by requests", func(t *testing.T) {
+		s := newSup(t, 1, maxRequests(100, 0))
+		s.readyAll()
+		s.step(evCtl{pid: s.cur(0), msg: "HB 3"})
+		if s.next(0) != 0 || s.m.slots[0].cur.conns != 3 || s.m.slots[0].cur.requests != -1 {
+			t.Errorf("old heartbeat: next %d, conns %d, requests %d; want none, 3, -1", s.next(0),
+				s.m.slots[0].cur.conns, s.m.slots[0].cur.requests)
+		}
+	})
+
+	t.Run("off by default", func(t *testing.T) {
+		s := newSup(t, 1)
+		s.readyAll()
+		s.env.rss[s.cur(0)] = 1 << 40
+		s.beat(s.cur(0), 1<<40)
+		if s.next(0) != 0 {
+			t.Error("recycled with neither --max-requests nor --max-worker-rss")
+		}
+	})
+}
+
+// TestSupervisorScaleTo: the admin "scale N" sets the count and is answered
+// once it is reached (new slots READY, retired workers exited), at once when
+// it is already, with an error when superseded, at its deadline, or at a
+// stop.
+func TestSupervisorScaleTo(t *testing.T) {
+	scaleTo := func(s *sup, n int, within time.Duration) chan adminReply {
+		reply := make(chan adminReply, 1)
+		s.step(evScale{n: n, deadline: s.env.now.Add(within), reply: reply})
+		return reply
+	}
+	answered := func(t *testing.T, reply chan adminReply) (Status, bool, error) {
+		t.Helper()
+		select {
+		case r := <-reply:
+			var st Status
+			if r.err == nil {
+				if err := json.Unmarshal(r.body, &st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return st, true, r.err
+		default:
+			return Status{}, false, nil
+		}
+	}
+	t.Run("up, idempotent, down", func(t *testing.T) {
+		s := newSup(t, 2)
+		s.readyAll()
+		r := scaleTo(s, 4, time.Minute)
+		if s.m.desired != 4 || s.cur(2) == 0 || s.cur(3) == 0 {
+			t.Fatalf("scale 4: desired %d, slots 2, 3: %d, %d", s.m.desired, s.cur(2), s.cur(3))
+		}
+		s.ready(s.cur(2))
+		if _, ok, _ := answered(t, r); ok {
+			t.Fatal("answered with 3 of 4 ready")
+		}
+		s.ready(s.cur(3))
+		st, ok, err := answered(t, r)
+		if !ok || err != nil || st.Desired != 4 || st.Running != 4 {
+			t.Fatalf("scale 4 with 4 ready: answered %v, %v, desired %d running %d", ok, err, st.Desired, st.Running)
+		}
+		starts := len(s.env.starts)
+		if st, ok, err := answered(t, scaleTo(s, 4, time.Minute)); !ok || err != nil || st.Running != 4 || len(s.env.starts) != starts {
+			t.Fatalf("scale 4 again: answered %v, %v, running %d, %d new starts; want at once, nothing started", ok, err, st.Running, len(s.env.starts)-starts)
+		}
+		retiring := []int{s.cur(1), s.cur(2), s.cur(3)}
+		r = scaleTo(s, 1, time.Minute)
+		for i, pid := range retiring {
+			if !slices.Equal(s.sent(pid), []string{wire.MsgRetire}) {
+				t.Errorf("pid %d got %v, want RETIRE", pid, s.sent(pid))
+			}
+			if _, ok, _ := answered(t, r); ok {
+				t.Fatalf("scale 1 answered with %d retiring workers still running", len(retiring)-i)
+			}
+			s.exited0(pid)
+		}
+		st, ok, err = answered(t, r)
+		if !ok || err != nil || st.Desired != 1 || st.Running != 1 || len(st.Workers) != 1 {
+			t.Fatalf("scale 1 done: answered %v, %v, %+v", ok, err, st)
+		}
+	})
+	t.Run("not reached in time", func(t *testing.T) {
+		s := newSup(t, 1)
+		s.readyAll()
+		r := scaleTo(s, 2, time.Second)
+		for i := 0; i < 5; i++ {
+			s.heartbeat()
+			s.advance(500 * time.Millisecond)
+		}
+		if _, ok, err := answered(t, r); !ok || err == nil || !strings.Contains(err.Error(), "1 of 2 workers ready") {
+			t.Fatalf("past the deadline: answered %v, %v; want an error saying 1 of 2 ready", ok, err)
+		}
+	})
+	t.Run("superseded by a TTOU, refused during a stop", func(t *testing.T) {
+		s := newSup(t, 2)
+		s.readyAll()
+		r := scaleTo(s, 3, time.Minute)
+		s.signal(unix.SIGTTOU)
+		if _, ok, err := answered(t, r); !ok || err == nil || !strings.Contains(err.Error(), "superseded") {
+			t.Fatalf("after TTOU: answered %v, %v; want superseded", ok, err)
+		}
+		s.signal(unix.SIGTERM)
+		if _, ok, err := answered(t, scaleTo(s, 5, time.Minute)); !ok || err == nil || s.m.desired == 5 {
+			t.Fatalf("during a stop: answered %v, %v, desired %d; want an error, nothing changed", ok, err, s.m.desired)
+		}
+	})
+	t.Run("parse", func(t *testing.T) {
+		for _, tc := range []struct {
+			cmd     string
+			n       int
+			timeout time.Duration
+			scale   bool
+			err     string
+		}{
+			{"scale 3", 3, DefaultScaleTimeout, true, ""},
+			{"scale 3 1m30s", 3, 90 * time.Second, true, ""},
+			{"scale 3 100h", 3, maxScaleWait, true, ""},
+			{"scale 0", 0, 0, true, `N "0"`},
+			{"scale -2", 0, 0, true, `N "-2"`},
+			{"scale two", 0, 0, true, `N "two"`},
+			{"scale", 0, 0, true, "scale N"},
+			{"scale 2 soon", 0, 0, true, `TIMEOUT "soon"`},
+			{"scale 2 1s 3", 0, 0, true, "scale N"},
+			{"status", 0, 0, false, ""},
+			{"scaled 2", 0, 0, false, ""},
+		} {
+			n, timeout, isScale, err := parseScale(tc.cmd)
+			if n != tc.n || timeout != tc.timeout || isScale != tc.scale || (err == nil) != (tc.err == "") ||
+				(err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("parseScale(%q): got %d, %v, %v, %v; want %d, %v, %v, error with %q",
+					tc.cmd, n, timeout, isScale, err, tc.n, tc.timeout, tc.scale, tc.err)
+			}
 		}
 	})
 }

@@ -186,12 +186,18 @@ func (m *Master) requestUpgrade(source string) (int, error) {
 	return seq, nil
 }
 
-// transitionBusy: workers are starting or a reload is under way; an upgrade
+// transitionBusy: workers are starting, or a reload or a recycle is under
+// way; an upgrade
 // waits for it (a starting worker's READY read by the old image would be
 // lost in the exec).
 func (m *Master) transitionBusy() bool {
 	if len(m.reloadQueue) > 0 || m.reloadBusy() {
 		return true
+	}
+	for _, s := range m.slots {
+		if s.next != nil { // a recycle's replacement
+			return true
+		}
 	}
 	for _, p := range m.procs {
 		if p.state == stateStarting {
@@ -674,7 +680,7 @@ func (m *Master) adoptWorkers() {
 		ctl := unixControl{fc.(*net.UnixConn)}
 		p := &proc{pid: ps.PID, slot: ps.Slot, gen: ps.Gen, ctl: ctl, state: stateStopping, started: ps.Started,
 			readyAt: ps.ReadyAt, lastHB: now, killAt: ps.KillAt, binID: ps.BinID, conns: ps.Conns,
-			metrics: make(chan metricsReply, 1)}
+			metrics: make(chan metricsReply, 1), requests: -1, maxRequests: m.requestLimit()}
 		if ps.Ready {
 			p.state = stateReady
 		}

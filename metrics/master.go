@@ -47,6 +47,11 @@ const (
 	RestartExited   = "exited"   // the worker exited with a status
 	RestartSignaled = "signaled" // it was killed by a signal it did not expect
 	RestartHung     = "hung"     // it stopped heartbeating and was aborted
+	// Recycled: replaced as in a reload (new worker ready first, the old one
+	// drained) once it had served --max-requests (+ jitter) requests, or its
+	// RSS passed --max-worker-rss.
+	RestartMaxRequests = "max_requests"
+	RestartMaxRSS      = "max_rss"
 )
 
 // NewMaster builds the master's registry: its series, its process collector
@@ -59,7 +64,7 @@ func NewMaster() *Master {
 		WorkersRunning: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "workers_running",
 			Help: "Slots whose worker is ready and serving."}),
 		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "worker_restarts_total",
-			Help: "Workers replaced after an unexpected exit, by reason."}, []string{"reason"}),
+			Help: "Workers replaced, by reason: after an unexpected exit (exited, signaled, hung), or recycled (max_requests, max_rss)."}, []string{"reason"}),
 		Reloads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
 			Help: "Rolling reloads started (HUP)."}),
 		Upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "upgrades_total",
@@ -68,7 +73,7 @@ func NewMaster() *Master {
 	for _, r := range []string{UpgradeOK, UpgradeCheckFailed, UpgradeExecFailed, UpgradeRolledBack} {
 		m.Upgrades.WithLabelValues(r)
 	}
-	for _, r := range []string{RestartExited, RestartSignaled, RestartHung} {
+	for _, r := range []string{RestartExited, RestartSignaled, RestartHung, RestartMaxRequests, RestartMaxRSS} {
 		m.Restarts.WithLabelValues(r)
 	}
 	version, revision := buildVersion()

@@ -11,8 +11,11 @@ import (
 // Worker to master:
 //
 //	READY      the listeners are in the loop's epoll set; the worker serves
-//	HB <n>     heartbeat, sent from the loop thread every Spec.Heartbeat,
-//	           with the number of open connections
+//	HB <n> <r> heartbeat, sent from the loop thread every Spec.Heartbeat,
+//	           with the number of open connections and of requests served
+//	           since the worker started (the master's --max-requests). An
+//	           older worker sends HB <n>: the master takes it as "requests
+//	           unknown" (a master upgraded in place adopts such workers)
 //	METRICS <id>\n<body>
 //	           answer to METRICS <id>: the worker's registry in the
 //	           length-delimited protobuf exposition format
@@ -39,26 +42,47 @@ const (
 // MaxMessage bounds one control datagram: a metrics answer is some 10 KB.
 const MaxMessage = 1 << 20
 
-// Heartbeat is the HB message with the open connection count.
-func Heartbeat(conns int) []byte {
-	return strconv.AppendInt([]byte(MsgHeartbeat+" "), int64(conns), 10)
+// Heartbeat is the HB message with the open connection count and the
+// requests served so far: "HB <conns> <requests>". A negative conns is sent
+// as -1 (unknown).
+func Heartbeat(conns int, requests uint64) []byte {
+	msg := make([]byte, 0, 32)
+	msg = append(msg, MsgHeartbeat+" "...)
+	msg = strconv.AppendInt(msg, int64(max(conns, -1)), 10)
+	msg = append(msg, ' ')
+	return strconv.AppendUint(msg, requests, 10)
 }
 
 // ParseHeartbeat reads an HB message; ok is false for any other message.
-// A bare "HB" (no count) is a heartbeat with an unknown count of -1.
-func ParseHeartbeat(msg []byte) (conns int, ok bool) {
+// Each count is -1 when it is missing or is not a decimal that fits (an int
+// for conns, an int64 for requests) and is not negative: a bare "HB" has
+// neither, and the "HB <conns>" of a worker of an older binary has no
+// request count.
+func ParseHeartbeat(msg []byte) (conns int, requests int64, ok bool) {
 	if string(msg) == MsgHeartbeat {
-		return -1, true
+		return -1, -1, true
 	}
-	n, found := bytes.CutPrefix(msg, []byte(MsgHeartbeat+" "))
+	rest, found := bytes.CutPrefix(msg, []byte(MsgHeartbeat+" "))
 	if !found {
-		return 0, false
+		return 0, 0, false
 	}
-	v, err := strconv.Atoi(string(n))
+	c, r, two := bytes.Cut(rest, []byte(" "))
+	requests = -1
+	if two {
+		requests = parseCount(r, 64)
+	}
+	return int(parseCount(c, strconv.IntSize)), requests, true
+}
+
+// parseCount reads a count of a heartbeat: a decimal (an optional sign,
+// digits) that fits in bitSize bits and is not negative; -1 for anything
+// else.
+func parseCount(b []byte, bitSize int) int64 {
+	v, err := strconv.ParseInt(string(b), 10, bitSize)
 	if err != nil || v < 0 {
-		return -1, true
+		return -1
 	}
-	return v, true
+	return v
 }
 
 // MetricsRequest is the master's METRICS <id>.

@@ -14,20 +14,32 @@ import (
 	"unicode"
 )
 
-// refHeartbeatCount is the reference reading of the text after "HB ": a
-// decimal count (an optional sign, digits, nothing else) that fits in an int
-// and is not negative; -1 (unknown) for anything else.
+// refHeartbeatCount is the reference reading of one count of a heartbeat: a
+// decimal (an optional sign, digits, nothing else) that is not negative and
+// is at most limit; -1 (unknown) for anything else.
 var refCount = regexp.MustCompile(`^[+-]?[0-9]+$`)
 
-func refHeartbeatCount(rest []byte) int {
-	if !refCount.Match(rest) {
+func refHeartbeatCount(text []byte, limit int64) int64 {
+	if !refCount.Match(text) {
 		return -1
 	}
-	v, ok := new(big.Int).SetString(strings.TrimPrefix(string(rest), "+"), 10)
-	if !ok || v.Sign() < 0 || !v.IsInt64() || v.Int64() > int64(int(^uint(0)>>1)) {
+	v, ok := new(big.Int).SetString(strings.TrimPrefix(string(text), "+"), 10)
+	if !ok || v.Sign() < 0 || !v.IsInt64() || v.Int64() > limit {
 		return -1
 	}
-	return int(v.Int64())
+	return v.Int64()
+}
+
+// refHeartbeat is the reference reading of the text after "HB ": the
+// connection count up to the first space, the request count after it (-1
+// without one: the "HB <conns>" of an older worker).
+func refHeartbeat(rest []byte) (conns int, requests int64) {
+	c, r, two := bytes.Cut(rest, []byte(" "))
+	requests = -1
+	if two {
+		requests = refHeartbeatCount(r, 1<<63-1)
+	}
+	return int(refHeartbeatCount(c, int64(int(^uint(0)>>1)))), requests
 }
 
 // FuzzControlMessage feeds any datagram to every control-message parser, as
@@ -38,6 +50,8 @@ func refHeartbeatCount(rest []byte) int {
 func FuzzControlMessage(f *testing.F) {
 	for _, s := range []string{
 		"READY", "HB", "HB 0", "HB 12", "HB -3", "HB +7", "HB 99999999999999999999", "HB x", "HB  1", "HB 1 ",
+		"HB 1 2", "HB 0 0", "HB 3 18446744073709551615", "HB 3 9223372036854775807", "HB 1 -2", "HB 1 2 3",
+		"HB x 5", "HB 1  2", "HB 7 +8", "HB  ",
 		"HBX 1", "hb 1", "STOP", "QUIT", "RETIRE", "METRICS", "METRICS ", "METRICS 42", "METRICS 42\n",
 		"METRICS 7\n\x00\x01body\nmore", "METRICS\n", "METRICS 1\r\n", " METRICS 1", "METRICS 1 \n", "",
 	} {
@@ -46,7 +60,7 @@ func FuzzControlMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		kinds := 0
 
-		conns, hb := ParseHeartbeat(msg)
+		conns, requests, hb := ParseHeartbeat(msg)
 		rest, wantHB := bytes.CutPrefix(msg, []byte("HB "))
 		wantHB = wantHB || string(msg) == "HB"
 		if hb != wantHB {
@@ -54,20 +68,21 @@ func FuzzControlMessage(f *testing.F) {
 		}
 		if hb {
 			kinds++
-			want := -1
+			wantConns, wantRequests := -1, int64(-1)
 			if string(msg) != "HB" {
-				want = refHeartbeatCount(rest)
+				wantConns, wantRequests = refHeartbeat(rest)
 			}
-			if conns != want {
-				t.Fatalf("ParseHeartbeat(%q): got %d connections, want %d", msg, conns, want)
+			if conns != wantConns || requests != wantRequests {
+				t.Fatalf("ParseHeartbeat(%q): got %d connections, %d requests; want %d, %d",
+					msg, conns, requests, wantConns, wantRequests)
 			}
-			if conns >= 0 {
-				if back, ok := ParseHeartbeat(Heartbeat(conns)); !ok || back != conns {
-					t.Fatalf("Heartbeat(%d) read back: got %d, %v", conns, back, ok)
+			if conns >= 0 && requests >= 0 {
+				if bc, br, ok := ParseHeartbeat(Heartbeat(conns, uint64(requests))); !ok || bc != conns || br != requests {
+					t.Fatalf("Heartbeat(%d, %d) read back: got %d, %d, %v", conns, requests, bc, br, ok)
 				}
 			}
-		} else if conns != 0 {
-			t.Fatalf("ParseHeartbeat(%q): got %d connections with ok false, want 0", msg, conns)
+		} else if conns != 0 || requests != 0 {
+			t.Fatalf("ParseHeartbeat(%q): got %d connections, %d requests with ok false, want 0, 0", msg, conns, requests)
 		}
 
 		body, isMetrics := bytes.CutPrefix(msg, []byte("METRICS "))
@@ -122,18 +137,23 @@ func FuzzControlMessage(f *testing.F) {
 // FuzzControlRoundTrip encodes control messages from arbitrary values and
 // reads them back: every value an encoder can carry comes back as it was.
 func FuzzControlRoundTrip(f *testing.F) {
-	f.Add(0, "1", []byte("body"))
-	f.Add(12, "18446744073709551615", []byte("\x00\n\nMETRICS 1\n"))
-	f.Add(-1, "", []byte(nil))
-	f.Add(int(^uint(0)>>1), "id with spaces", []byte("\xff"))
-	f.Fuzz(func(t *testing.T, conns int, id string, body []byte) {
-		got, ok := ParseHeartbeat(Heartbeat(conns))
-		want := conns
+	f.Add(0, uint64(0), "1", []byte("body"))
+	f.Add(12, uint64(1<<63), "18446744073709551615", []byte("\x00\n\nMETRICS 1\n"))
+	f.Add(-1, uint64(7), "", []byte(nil))
+	f.Add(int(^uint(0)>>1), uint64(1<<63-1), "id with spaces", []byte("\xff"))
+	f.Fuzz(func(t *testing.T, conns int, requests uint64, id string, body []byte) {
+		gotConns, gotRequests, ok := ParseHeartbeat(Heartbeat(conns, requests))
+		wantConns := conns
 		if conns < 0 {
-			want = -1 // a negative count is no count
+			wantConns = -1 // a negative count is no count
 		}
-		if !ok || got != want {
-			t.Fatalf("Heartbeat(%d): read back %d, %v; want %d, true", conns, got, ok, want)
+		wantRequests := int64(requests)
+		if requests > 1<<63-1 {
+			wantRequests = -1 // past int64: unknown (no worker serves that many)
+		}
+		if !ok || gotConns != wantConns || gotRequests != wantRequests {
+			t.Fatalf("Heartbeat(%d, %d): read back %d, %d, %v; want %d, %d, true",
+				conns, requests, gotConns, gotRequests, ok, wantConns, wantRequests)
 		}
 		if strings.Contains(id, "\n") {
 			// The master's ids are decimal numbers; an id with a newline
@@ -150,7 +170,7 @@ func FuzzControlRoundTrip(f *testing.F) {
 		if !ok || gotID != id || !bytes.Equal(gotBody, body) {
 			t.Fatalf("MetricsReply(%q, %q): read back %q, %q, %v", id, body, gotID, gotBody, ok)
 		}
-		if _, isHB := ParseHeartbeat(MetricsReply(id, body)); isHB {
+		if _, _, isHB := ParseHeartbeat(MetricsReply(id, body)); isHB {
 			t.Fatalf("MetricsReply(%q, %q) reads as a heartbeat", id, body)
 		}
 	})

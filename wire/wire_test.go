@@ -123,17 +123,28 @@ func TestParseLogLevel(t *testing.T) {
 
 func TestControlMessages(t *testing.T) {
 	for _, tc := range []struct {
-		msg   string
-		conns int
-		ok    bool
-	}{{"HB 12", 12, true}, {"HB 0", 0, true}, {"HB", -1, true}, {"HB x", -1, true}, {"READY", 0, false}, {"HBX 1", 0, false}} {
-		conns, ok := ParseHeartbeat([]byte(tc.msg))
-		if conns != tc.conns || ok != tc.ok {
-			t.Errorf("ParseHeartbeat(%q): got %d, %v; want %d, %v", tc.msg, conns, ok, tc.conns, tc.ok)
+		msg      string
+		conns    int
+		requests int64
+		ok       bool
+	}{
+		{"HB 12 345", 12, 345, true}, {"HB 0 0", 0, 0, true},
+		// An older worker's heartbeat (no request count), as a master
+		// upgraded in place reads it from the workers it adopted.
+		{"HB 12", 12, -1, true}, {"HB 0", 0, -1, true},
+		{"HB", -1, -1, true}, {"HB x", -1, -1, true}, {"HB 3 x", 3, -1, true}, {"HB 3 -1", 3, -1, true},
+		{"HB x 9", -1, 9, true}, {"READY", 0, 0, false}, {"HBX 1", 0, 0, false},
+	} {
+		conns, requests, ok := ParseHeartbeat([]byte(tc.msg))
+		if conns != tc.conns || requests != tc.requests || ok != tc.ok {
+			t.Errorf("ParseHeartbeat(%q): got %d, %d, %v; want %d, %d, %v", tc.msg, conns, requests, ok, tc.conns, tc.requests, tc.ok)
 		}
 	}
-	if n, ok := ParseHeartbeat(Heartbeat(5)); n != 5 || !ok {
-		t.Errorf("Heartbeat(5) round trip: got %d, %v", n, ok)
+	if got := string(Heartbeat(5, 1234)); got != "HB 5 1234" {
+		t.Errorf("Heartbeat(5, 1234): got %q, want %q", got, "HB 5 1234")
+	}
+	if n, r, ok := ParseHeartbeat(Heartbeat(5, 1234)); n != 5 || r != 1234 || !ok {
+		t.Errorf("Heartbeat(5, 1234) round trip: got %d, %d, %v", n, r, ok)
 	}
 	if id, ok := ParseMetricsRequest(MetricsRequest("42")); id != "42" || !ok {
 		t.Errorf("metrics request round trip: got %q, %v", id, ok)

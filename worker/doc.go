@@ -19,10 +19,17 @@
 // # Serving
 //
 // Everything happens on the loop's goroutine: connections, the control
-// socket (STOP, QUIT, RETIRE, METRICS, FDS), the heartbeat (HB <conns>, sent from
-// the loop's tick every Spec.Heartbeat, so a stuck handler shows up at the
-// master as silence) and the metrics gather (the loop's counters are plain
-// integers read there without locks, encoded into one datagram).
+// socket (STOP, QUIT, RETIRE, METRICS, FDS), the heartbeat (HB <conns>
+// <requests>, sent from the loop's tick every Spec.Heartbeat, so a stuck
+// handler shows up at the master as silence) and the metrics gather (the
+// loop's counters are plain integers read there without locks, encoded into
+// one datagram).
+//
+// The heartbeat's request count is what the master's --max-requests is
+// checked against: the protocol's own count when its handler is a Requester
+// (HTTP responses, calc frames, echo reads: the count of
+// prefork_requests_total), otherwise the connections the loop accepted (or
+// was handed), since every connection carries at least one request.
 //
 // # Handoff mode
 //

@@ -71,6 +71,14 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 	}
 	h := newHandler(spec.Settings)
 	var l *loop.Loop
+	// served is what the heartbeat reports as requests served, for the
+	// master's --max-requests: the protocol's own count, or for a protocol
+	// that keeps none (not a Requester), the connections accepted: every
+	// connection carries at least one request.
+	served := func() uint64 { return l.Accepted() }
+	if r, ok := h.(Requester); ok {
+		served = r.Requests
+	}
 	var ho *handoff // connections handed over the control socket (handoff.go)
 	l, err := loop.New(loop.Config{
 		Handler:       h,
@@ -81,9 +89,10 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 		MaxInput:      spec.MaxInput(),
 		Logger:        log,
 		TickInterval:  spec.Heartbeat,
-		// The heartbeat carries the open connection count (for STATUS=).
+		// The heartbeat carries the open connection count (for STATUS=)
+		// and the requests served (for --max-requests).
 		OnTick: func() {
-			send(ctl, wire.Heartbeat(l.Conns()))
+			send(ctl, wire.Heartbeat(l.Conns(), served()))
 			ho.report()
 		},
 	})

@@ -8,6 +8,9 @@
 //	       a master running as PID 1 must reap it
 //	greet  answers any input with its own flag --greeting (a program's
 //	       flag, which must reach the workers through the re-exec)
+//	leak   http (the greeting), except that every request answered keeps
+//	       256 KiB the worker never frees: its RSS grows with the requests
+//	       it serves (--max-worker-rss must recycle it)
 //
 // Built with -ldflags "-X main.brokenWorkers=yes", its http workers exit
 // with status 3 as they start, while its master works: the new binary of an
@@ -25,6 +28,7 @@ import (
 	"github.com/prefork/prefork/app"
 	"github.com/prefork/prefork/loop"
 	"github.com/prefork/prefork/proto/echo"
+	"github.com/prefork/prefork/proto/httpd"
 	"github.com/prefork/prefork/wire"
 )
 
@@ -49,6 +53,27 @@ func (h hang) OnData(c *loop.Conn, in []byte) int {
 // brokenWorkers, set with -ldflags -X, breaks the http protocol's workers.
 var brokenWorkers string
 
+// leak is the http greeting with a leak of leakPerRequest per request.
+type leak struct {
+	*httpd.Server
+	kept [][]byte
+}
+
+const leakPerRequest = 256 << 10
+
+func (l *leak) OnData(c *loop.Conn, in []byte) int {
+	before := l.Requests()
+	n := l.Server.OnData(c, in)
+	for i := l.Requests() - before; i > 0; i-- {
+		b := make([]byte, leakPerRequest)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1 // every page touched: resident, not just reserved
+		}
+		l.kept = append(l.kept, b)
+	}
+	return n
+}
+
 func main() {
 	var extra []app.Protocol
 	if brokenWorkers != "" {
@@ -60,6 +85,8 @@ func main() {
 			Flags: []cli.Flag{&cli.StringFlag{Name: "greeting", Value: "hello", Usage: "what greet answers"}},
 			New:   func(s wire.Settings) loop.Handler { return greet{text: []byte(s.Flag("greeting"))} }},
 		app.Protocol{Name: "hang", Usage: "echo that hangs on 'hang'", New: func(wire.Settings) loop.Handler { return hang{echo.New()} }},
+		app.Protocol{Name: "leak", Usage: "http greeting that keeps 256 KiB per request", IdleTimeout: 75 * time.Second,
+			New: func(wire.Settings) loop.Handler { return &leak{Server: httpd.New(httpd.Options{})} }},
 		app.Protocol{Name: "crash", Usage: "exits at start", New: func(wire.Settings) loop.Handler { os.Exit(3); return nil }},
 		app.Protocol{Name: "orphan", Usage: "orphans a child and exits at start", New: func(wire.Settings) loop.Handler {
 			_ = exec.Command("sleep", "0.2").Start()
