@@ -238,8 +238,10 @@
 // STOP and drains (RETIRE in handoff mode). It is counted in
 // prefork_worker_restarts_total{reason="max_requests"|"max_rss"} and logged
 // ("recycling worker", "worker recycled"), not in the slot's restarts. A
-// recycle is not a reload (its replacement is marked recycle, not reload):
-// none starts while the master stops, for a slot that has a replacement
+// recycle is not a reload (its replacement is marked recycle, not reload).
+// One recycle is in flight at a time: the next starts once the last one's
+// replacement is READY, so workers that pass their limits in the same
+// heartbeat go one after the other. None starts while the master stops, for a slot that has a replacement
 // starting or that a reload has still to replace, or for a worker that is
 // stopping or retiring; a HUP while one is in flight waits for it and then
 // replaces it too; a TTOU retires both. A replacement that dies before READY

@@ -76,7 +76,8 @@ func (m *Master) checkRecycle(p *proc) {
 
 // recyclable returns p's slot if p may be recycled now: it serves its slot
 // (ready, not stopping or retiring), the slot has no replacement starting
-// (a reload's or a recycle's), no reload is about to replace it anyway, the
+// (a reload's or a recycle's), no other slot's recycle is in flight, no
+// reload is about to replace it anyway, the
 // slot is not holding off after a failed recycle, and the master is not
 // stopping. nil otherwise: a later heartbeat checks again.
 func (m *Master) recyclable(p *proc) *slot {
@@ -89,6 +90,15 @@ func (m *Master) recyclable(p *proc) *slot {
 	}
 	if m.env.now().Before(s.recycleHold) {
 		return nil
+	}
+	for _, o := range m.slots {
+		if o.next != nil && o.next.recycle != "" {
+			// One recycle at a time, as a rolling reload goes: workers
+			// that reached their limits together (a heartbeat carries a
+			// second's worth of requests under load) are replaced one
+			// after the other, never all at once.
+			return nil
+		}
 	}
 	return s
 }
