@@ -285,6 +285,12 @@
 //	               ambient set would give the worker the capability back
 //	               through its exec
 //
+// The spawner's thread is the master's main thread (see "Upgrade in
+// place"), so with --user the master's main thread has no_new_privs too,
+// and after an upgrade's execve the whole master does: it never needs to
+// gain a privilege through an exec (root stays root, with the capabilities
+// it had).
+//
 // So CapInh, CapPrm, CapEff and CapAmb of every thread of every worker are 0.
 // The worker cannot do this itself: prctl and capset act on one thread, and
 // with cgo linked in syscall.AllThreadsSyscall is refused; a thread the

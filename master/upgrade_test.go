@@ -21,9 +21,10 @@ import (
 )
 
 // upgradeBins builds the test binary as the versions an upgrade test
-// swaps in: "v1", "v2" (buildinfo.Version set with -ldflags -X), and
-// "broken" (version v3-broken, whose http workers exit at start while its
-// master works), once per test binary run.
+// swaps in: "v1", "v2" (buildinfo.Version set with -ldflags -X), "broken"
+// (version v3-broken, whose http workers exit at start while its master
+// works) and "hang" (v3-hang, whose workers never get ready), once per test
+// binary run.
 var upgradeBins = sync.OnceValues(func() (map[string]string, error) {
 	dir, err := os.MkdirTemp("", "prefork-upgrade-bins-")
 	if err != nil {
@@ -37,6 +38,7 @@ var upgradeBins = sync.OnceValues(func() (map[string]string, error) {
 		"v1":     v + "v1",
 		"v2":     v + "v2",
 		"broken": v + "v3-broken -X main.brokenWorkers=yes",
+		"hang":   v + "v3-hang -X main.brokenWorkers=hang",
 	}
 	out := map[string]string{}
 	errs := make(chan error, len(builds))
@@ -359,4 +361,42 @@ func TestUpgradeNotify(t *testing.T) {
 	if st := waitUpgrade(t, s, 1); st.Upgrade.State != master.UpgradeDone || st.PID != s.pid {
 		t.Errorf("upgrade: %+v, pid %d", st.Upgrade, st.PID)
 	}
+}
+
+// TestUpgradeRollbackNotReady: a new binary whose workers never say READY
+// (hung at start) is rolled back once --worker-timeout has passed: the old
+// workers serve throughout, 0 failed requests.
+func TestUpgradeRollbackNotReady(t *testing.T) {
+	bins, err := upgradeBins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "prefork")
+	install(t, bins["v1"], exe)
+	s := startServerBin(t, exe, 2, "--worker-timeout", "2s")
+	before := s.readyWorkers()
+	newConns := startLoad(t, s.addr, 3)
+	newConns.waitRequests(t, 100)
+	install(t, bins["hang"], exe)
+	s.signal(unix.SIGUSR2)
+	st := waitUpgrade(t, s, 1)
+	if st.Upgrade.State != master.UpgradeRolledBack || st.Version != "v1" || st.PID != s.pid {
+		t.Fatalf("upgrade: %+v, version %s, pid %d; want rolled_back, v1, %d", st.Upgrade, st.Version, st.PID, s.pid)
+	}
+	if !strings.Contains(st.Upgrade.Error, "before it was ready") {
+		t.Errorf("rollback reason: %q", st.Upgrade.Error)
+	}
+	s.waitReady(2)
+	if got := s.readyWorkers(); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("workers after the rollback: %v, want the first ones %v", got, before)
+	}
+	newConns.waitRequests(t, 100)
+	if got := serverHeaders(t, s.addr, 10); got["prefork/v1"] != 10 {
+		t.Errorf("Server headers %v, want prefork/v1 only", got)
+	}
+	newConns.check(t)
 }

@@ -14,7 +14,8 @@
 //
 // Built with -ldflags "-X main.brokenWorkers=yes", its http workers exit
 // with status 3 as they start, while its master works: the new binary of an
-// upgrade whose workers fail, which the master must roll back.
+// upgrade whose workers fail, which the master must roll back. With
+// brokenWorkers=hang they hang as they start instead (never READY).
 package main
 
 import (
@@ -76,7 +77,13 @@ func (l *leak) OnData(c *loop.Conn, in []byte) int {
 
 func main() {
 	var extra []app.Protocol
-	if brokenWorkers != "" {
+	switch brokenWorkers {
+	case "":
+	case "hang":
+		// Never READY, never a heartbeat: aborted after --worker-timeout.
+		extra = append(extra, app.Protocol{Name: "http", Usage: "broken: hangs at start", IdleTimeout: 75 * time.Second,
+			New: func(wire.Settings) loop.Handler { time.Sleep(24 * time.Hour); return nil }})
+	default:
 		extra = append(extra, app.Protocol{Name: "http", Usage: "broken: exits at start", IdleTimeout: 75 * time.Second,
 			New: func(wire.Settings) loop.Handler { os.Exit(3); return nil }})
 	}
