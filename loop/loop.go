@@ -84,6 +84,10 @@ type Config struct {
 	// it stops when the loop is stuck. Default 1 s when OnTick is set.
 	TickInterval time.Duration
 	OnTick       func()
+	// OnTurn, if set, runs on the loop's thread at the end of every turn
+	// (each epoll_wait's events handled): once per batch of events, not per
+	// request, for checks that should not wait for a tick.
+	OnTurn func()
 
 	// Logger for rare events (accept errors). Default slog.Default().
 	Logger *slog.Logger
@@ -354,6 +358,9 @@ func (l *Loop) Run() error {
 		}
 		l.runReady()
 		l.runTimers()
+		if l.cfg.OnTurn != nil {
+			l.cfg.OnTurn()
+		}
 		if l.draining && l.nconns == 0 {
 			l.done = true
 		}

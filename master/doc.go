@@ -232,8 +232,11 @@
 // requests served, the protocol's own count (a worker.Requester: HTTP
 // responses, calc frames, echo reads) or, for a protocol that keeps none,
 // the connections accepted; a worker of an older binary, adopted by a master
-// upgraded in place, sends no count and is recycled by RSS only. So a worker
-// serves past its limit by up to one heartbeat's worth of requests. Its
+// upgraded in place, sends no count and is recycled by RSS only. The
+// worker knows its limit (Spec.RecycleAfter) and also heartbeats the loop
+// turn it reaches it, so a busy worker is not a second of requests past it
+// when its replacement starts; a worker that reached it while another
+// slot's recycle was in flight goes as soon as that one is done. Its
 // slot's replacement starts first; once it is READY the old worker is told
 // STOP and drains (RETIRE in handoff mode). It is counted in
 // prefork_worker_restarts_total{reason="max_requests"|"max_rss"} and logged

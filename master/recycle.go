@@ -16,8 +16,9 @@ import (
 //
 // It is checked at each heartbeat of a worker (every Spec.Heartbeat, a
 // second at most), since that is when the master learns the worker's request
-// count; so a worker under load serves past its limit by up to a heartbeat's
-// worth of requests. The limit is --max-requests plus a number drawn in
+// count; the worker, told its limit (Spec.RecycleAfter), also heartbeats the
+// loop turn it reaches it, so the replacement starts within a turn's worth
+// of requests of the limit rather than a second's. The limit is --max-requests plus a number drawn in
 // 0..--max-requests-jitter when the worker starts, so workers started
 // together (at start, by a reload) do not all recycle at once.
 //
@@ -137,6 +138,24 @@ func (m *Master) recycleReady(s *slot, p *proc) {
 		}
 	}
 	m.reloadResume()
+	m.recycleNext()
+}
+
+// recycleNext starts the recycle of a worker that reached its limit while
+// another recycle was in flight (one at a time): its report came and went,
+// and its next heartbeat could be a second of requests away. The lowest
+// slot first; one at most (recyclable refuses the rest).
+func (m *Master) recycleNext() {
+	ks := make([]int, 0, len(m.slots))
+	for k := range m.slots {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	for _, k := range ks {
+		if p := m.slots[k].cur; p != nil && p.state == stateReady {
+			m.checkRecycle(p)
+		}
+	}
 }
 
 // recycleFailed: slot s's recycle failed (its replacement p died before

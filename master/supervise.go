@@ -111,14 +111,16 @@ func (m *Master) startWorker(s *slot) *proc {
 		return nil
 	}
 	s.gen++
+	limit := m.requestLimit()
 	spec := wire.Spec{
-		Settings:   m.cfg.Settings,
-		Slot:       s.index,
-		Generation: s.gen,
-		Listeners:  m.ls.describe(),
-		Exclusive:  m.cfg.Mode == ModeShared,
-		Handoff:    m.cfg.Mode == ModeHandoff,
-		Heartbeat:  m.cfg.heartbeat(),
+		RecycleAfter: uint64(limit),
+		Settings:     m.cfg.Settings,
+		Slot:         s.index,
+		Generation:   s.gen,
+		Listeners:    m.ls.describe(),
+		Exclusive:    m.cfg.Mode == ModeShared,
+		Handoff:      m.cfg.Mode == ModeHandoff,
+		Heartbeat:    m.cfg.heartbeat(),
 	}
 	if m.accessLog >= 0 {
 		spec.AccessLogFD = true
@@ -141,7 +143,7 @@ func (m *Master) startWorker(s *slot) *proc {
 	}
 	now := m.env.now()
 	p := &proc{pid: pid, slot: s.index, gen: s.gen, ctl: ctl, state: stateStarting, started: now, lastHB: now,
-		binID: m.binID, metrics: make(chan metricsReply, 1), requests: -1, maxRequests: m.requestLimit()}
+		binID: m.binID, metrics: make(chan metricsReply, 1), requests: -1, maxRequests: limit}
 	m.procs[pid] = p
 	if s.cur == nil {
 		s.cur = p

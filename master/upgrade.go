@@ -678,9 +678,11 @@ func (m *Master) adoptWorkers() {
 			continue
 		}
 		ctl := unixControl{fc.(*net.UnixConn)}
+		// maxRequests 0: its limit was the previous image's, and an upgrade
+		// (or a rollback's replacements) replaces it anyway.
 		p := &proc{pid: ps.PID, slot: ps.Slot, gen: ps.Gen, ctl: ctl, state: stateStopping, started: ps.Started,
 			readyAt: ps.ReadyAt, lastHB: now, killAt: ps.KillAt, binID: ps.BinID, conns: ps.Conns,
-			metrics: make(chan metricsReply, 1), requests: -1, maxRequests: m.requestLimit()}
+			metrics: make(chan metricsReply, 1), requests: -1, maxRequests: 0}
 		if ps.Ready {
 			p.state = stateReady
 		}

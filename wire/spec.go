@@ -45,6 +45,11 @@ type Spec struct {
 	// Heartbeat is how often the loop sends HB: often enough that the
 	// master's --worker-timeout sees several.
 	Heartbeat time.Duration `json:"heartbeat"`
+	// RecycleAfter is the request count after which the master recycles
+	// this worker (--max-requests plus its jitter; 0: never). The worker
+	// sends a heartbeat the turn it reaches it, instead of at its next
+	// tick, so a busy worker is replaced close to its limit.
+	RecycleAfter uint64 `json:"recycle_after,omitempty"`
 	// CPU pins the worker process, every thread of it (--cpu-affinity); nil: not pinned.
 	CPU *int `json:"cpu,omitempty"`
 	// AccessLogFD: the access log the master opened follows the listeners.

@@ -95,6 +95,9 @@ func Run(spec wire.Spec, newHandler func(wire.Settings) loop.Handler, log *slog.
 			send(ctl, wire.Heartbeat(l.Conns(), served()))
 			ho.report()
 		},
+		OnTurn: recycleReport(spec.RecycleAfter, served, func() {
+			send(ctl, wire.Heartbeat(l.Conns(), served()))
+		}),
 	})
 	if err != nil {
 		return err
@@ -308,4 +311,22 @@ func maxConns(n int, log *slog.Logger) int {
 		return 0
 	}
 	return int(max(int64(min(lim.Cur, 1<<30))-wire.ConnsReserve, 1))
+}
+
+// recycleReport returns the loop's OnTurn for --max-requests: the turn the
+// worker has served limit requests it heartbeats at once (beat), so the
+// master starts its replacement then rather than at the next tick, up to a
+// second and many requests later. Once: the master has what it needs, and
+// the ticks go on reporting. Nil (no OnTurn) without a limit.
+func recycleReport(limit uint64, served func() uint64, beat func()) func() {
+	if limit == 0 {
+		return nil
+	}
+	reported := false
+	return func() {
+		if !reported && served() >= limit {
+			reported = true
+			beat()
+		}
+	}
 }
