@@ -68,6 +68,7 @@ func (m *Master) onControl(pid int, msg string) {
 		}
 		p.state = stateReady
 		p.readyAt = now
+		m.noteReadyRSS(p)
 		m.handoffReady(p)
 		m.log.Info("worker ready", "slot", p.slot, "gen", p.gen, "pid", pid, "after", now.Sub(p.started).Round(time.Microsecond))
 		s := m.slots[p.slot]

@@ -88,6 +88,8 @@ type Master struct {
 	check          *preflight     // the new binary's check in progress
 	oldExe         int            // the previous image's binary, for a rollback (-1: none)
 	adopt          *upgradeState  // set by New in an upgraded image; Run adopts the workers
+	// rssWarned: the --max-worker-rss below a fresh worker's RSS was said.
+	rssWarned bool
 	// noReap: the reaper leaves exits for the next image (during an exec).
 	noReap atomic.Bool
 }

@@ -61,7 +61,7 @@ func (m *Master) checkRecycle(p *proc) {
 		m.recycle(s, p, metrics.RestartMaxRequests, "requests", p.requests, "max_requests", p.maxRequests)
 		return
 	}
-	if m.cfg.MaxWorkerRSS > 0 {
+	if m.cfg.MaxWorkerRSS > 0 && !p.rssExempt {
 		rss, err := m.env.rss(p.pid)
 		if err != nil {
 			// It has exited (its exit is on the way), or /proc is not
@@ -72,6 +72,27 @@ func (m *Master) checkRecycle(p *proc) {
 		if rss > m.cfg.MaxWorkerRSS {
 			m.recycle(s, p, metrics.RestartMaxRSS, "rss", rss, "max_rss", m.cfg.MaxWorkerRSS)
 		}
+	}
+}
+
+// noteReadyRSS runs when p says READY, having served nothing yet. A worker
+// already past --max-worker-rss then would be recycled at its first
+// heartbeat, and its replacement at its own, for ever: the limit is below
+// what a worker needs to start. Such a worker is never recycled by RSS
+// (p.rssExempt), and the master says so, once.
+func (m *Master) noteReadyRSS(p *proc) {
+	if m.cfg.MaxWorkerRSS <= 0 {
+		return
+	}
+	rss, err := m.env.rss(p.pid)
+	if err != nil || rss <= m.cfg.MaxWorkerRSS {
+		return
+	}
+	p.rssExempt = true
+	if !m.rssWarned {
+		m.rssWarned = true
+		m.log.Error("--max-worker-rss is below the RSS of a worker that has served nothing yet: workers that start above it are not recycled by RSS; raise it",
+			"max_worker_rss", m.cfg.MaxWorkerRSS, "rss_at_ready", rss, "slot", p.slot, "pid", p.pid)
 	}
 }
 

@@ -49,7 +49,10 @@ type proc struct {
 	// (metrics.RestartMaxRequests or RestartMaxRSS) until it is ready. Not
 	// a reload: it moves no reload on and ends in no "reload done".
 	recycle string
-	conns   int // open connections, from the last heartbeat
+	// rssExempt: it was past --max-worker-rss when it got READY, so
+	// recycling it by RSS would only start a loop (noteReadyRSS).
+	rssExempt bool
+	conns     int // open connections, from the last heartbeat
 	// requests served, from the last heartbeat (-1: not known, as from a
 	// worker of an older binary); maxRequests is the worker's own
 	// --max-requests plus its jitter, drawn at its start (0: off).

@@ -926,6 +926,22 @@ func TestSupervisorRecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("rss limit below a fresh worker's RSS: no recycle loop", func(t *testing.T) {
+		s := newSup(t, 2, maxRSS(10<<20))
+		for k := 0; k < 2; k++ {
+			s.env.rss[s.cur(k)] = 20 << 20 // past the limit before serving anything
+		}
+		s.readyAll()
+		s.beatAll(1)
+		s.beatAll(2)
+		if s.next(0) != 0 || s.next(1) != 0 {
+			t.Fatalf("workers past the limit at READY recycled: next %d %d", s.next(0), s.next(1))
+		}
+		if !s.m.rssWarned {
+			t.Error("the too-low limit was not said")
+		}
+	})
+
 	t.Run("rss limit: checked at each heartbeat", func(t *testing.T) {
 		s := newSup(t, 1, maxRSS(100<<20))
 		s.readyAll()
