@@ -581,8 +581,8 @@ func upgradeCommand() *cli.Command {
 					if cur.Finished() {
 						switch cur.State {
 						case master.UpgradeDone:
-							fmt.Fprintf(c.App.Writer, "upgrade #%d done: pid %d now runs prefork %s (was %s), %d workers\n",
-								cur.Seq, st.PID, st.Version, cur.From, len(st.Workers))
+							fmt.Fprintf(c.App.Writer, "upgrade #%d done: pid %d now runs prefork %s (was %s), %d/%d workers ready\n",
+								cur.Seq, st.PID, st.Version, cur.From, st.Running, st.Desired)
 							return nil
 						case master.UpgradeRolledBack:
 							return cli.Exit(fmt.Sprintf("upgrade #%d rolled back: pid %d runs prefork %s again: %s",
