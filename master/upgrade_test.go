@@ -308,6 +308,7 @@ func TestUpgradeModes(t *testing.T) {
 			exe := filepath.Join(dir, "prefork")
 			install(t, bins["v1"], exe)
 			s := startServerBin(t, exe, 2, "--mode", mode)
+			fdsBefore := fdCount(t, s.pid)
 			newConns := startLoad(t, s.addr, 3)
 			keepAlive := startKeepAliveLoad(t, s.addr, 3)
 			newConns.waitRequests(t, 100)
@@ -325,6 +326,14 @@ func TestUpgradeModes(t *testing.T) {
 			}
 			newConns.check(t)
 			keepAlive.check(t)
+			// Nothing of the old image stays open in the new one: the same
+			// fds, once the load's connections and the old workers' control
+			// sockets are gone.
+			var fdsAfter int
+			testkit.WaitFor(t, "the master's fd count back to what it was", 10*time.Second, func() bool {
+				fdsAfter = fdCount(t, s.pid)
+				return fdsAfter == fdsBefore
+			})
 		})
 	}
 }
@@ -399,4 +408,14 @@ func TestUpgradeRollbackNotReady(t *testing.T) {
 		t.Errorf("Server headers %v, want prefork/v1 only", got)
 	}
 	newConns.check(t)
+}
+
+// fdCount is how many fds process pid has open.
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
