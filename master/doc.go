@@ -148,9 +148,10 @@
 // binary without a new PID: systemd's MAINPID stays right (Type=notify,
 // NotifyAccess=main), nothing listens anew, nothing is refused.
 //
-//  1. Queued while a reload or a worker start is in flight (a READY the old
-//     image read would be lost in the exec); refused while an upgrade runs
-//     or the master stops.
+//  1. Queued while a reload, a recycle or a worker start is in flight (a
+//     READY the old image read would be lost in the exec), and the exec
+//     waits likewise for one that began during the check; refused while an
+//     upgrade runs or the master stops.
 //  2. Check (prefork_upgrades_total{result="check_failed"} if it fails):
 //     the binary at the master's original path (os.Executable at the
 //     start: where the deploy put the new file) is run with the master's

@@ -84,6 +84,7 @@ type Master struct {
 	upgrade        *UpgradeStatus // the last upgrade (nil: none yet)
 	upgradeCounts  map[string]int // prefork_upgrades_total, carried across execs
 	upgradePending bool           // requested; waits for a reload or start in flight
+	execPending    bool           // checked; the exec waits for a reload or start in flight
 	upgrading      bool           // this image replaces the workers after an upgrade exec
 	check          *preflight     // the new binary's check in progress
 	oldExe         int            // the previous image's binary, for a rollback (-1: none)

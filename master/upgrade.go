@@ -168,7 +168,7 @@ func (m *Master) requestUpgrade(source string) (int, error) {
 		return 0, errors.New("upgrade: the master is stopping")
 	case m.sp == nil:
 		return 0, errors.New("upgrade: not supported by this master (no spawner)")
-	case m.check != nil || m.upgrading || (m.upgrade != nil && !m.upgrade.Finished()):
+	case m.check != nil || m.execPending || m.upgrading || (m.upgrade != nil && !m.upgrade.Finished()):
 		return 0, fmt.Errorf("upgrade: upgrade %d is in progress (%s)", m.upgrade.Seq, m.upgrade.State)
 	}
 	seq := 1
@@ -209,9 +209,20 @@ func (m *Master) transitionBusy() bool {
 
 // maybeStartUpgrade starts a queued upgrade once nothing is in flight.
 func (m *Master) maybeStartUpgrade() {
-	if m.upgradePending && !m.stopping && !m.transitionBusy() {
+	if m.stopping || m.transitionBusy() {
+		if m.stopping && m.execPending {
+			m.execPending = false
+			m.upgradeAbandoned("the master stopped before the exec")
+		}
+		return
+	}
+	switch {
+	case m.upgradePending:
 		m.upgradePending = false
 		m.startCheck()
+	case m.execPending:
+		m.execPending = false
+		m.execUpgrade()
 	}
 }
 
@@ -285,7 +296,7 @@ func (m *Master) checkDone() {
 	}
 	m.check = nil
 	if m.stopping {
-		m.upgradeFailed(metrics.UpgradeCheckFailed, errors.New("the master is stopping"))
+		m.upgradeAbandoned("the master stopped during the check")
 		return
 	}
 	version, err := ParseCheck(c.out, c.status.Exited() && c.status.ExitStatus() == 0)
@@ -300,6 +311,12 @@ func (m *Master) checkDone() {
 	}
 	m.upgrade.To = version
 	m.log.Info("upgrade: the new binary's check passed", "seq", m.upgrade.Seq, "version", version)
+	if m.transitionBusy() {
+		// A reload or a start began while the check ran: exec once it is
+		// done (maybeStartUpgrade).
+		m.execPending = true
+		return
+	}
 	m.execUpgrade()
 }
 
@@ -350,6 +367,13 @@ func (m *Master) upgradeFailed(result string, err error) {
 		m.upgrade.State, m.upgrade.Error, m.upgrade.Ended = UpgradeFailed, err.Error(), m.env.now()
 	}
 	m.log.Error("upgrade failed: the running binary serves on", "result", result, "err", err)
+}
+
+// upgradeAbandoned ends an upgrade that a stop overtook: nothing changed,
+// and no result is counted (the binary was never found wanting).
+func (m *Master) upgradeAbandoned(why string) {
+	m.upgrade.State, m.upgrade.Error, m.upgrade.Ended = UpgradeFailed, why, m.env.now()
+	m.log.Info("upgrade abandoned", "seq", m.upgrade.Seq, "reason", why)
 }
 
 // execUpgrade re-executes the master: returns only if execve failed, with

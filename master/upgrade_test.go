@@ -272,15 +272,24 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Errorf("after TTOU, HUP, USR2: %d reloads, %d desired; want 1, 2", st.Reloads, st.Desired)
 	}
 
+	// 6. A HUP while the new binary's check runs: the exec waits for
+	// that reload (a READY the old image read would be lost in it).
+	install(t, bins["v1"], exe)
+	s.signal(unix.SIGUSR2)
+	s.signal(unix.SIGHUP)
+	if st := checkAll("v1", 8, master.UpgradeDone); st.Reloads != 2 {
+		t.Errorf("after USR2, HUP: %d reloads, want 2", st.Reloads)
+	}
+
 	newConns.check(t)
 	keepAlive.check(t)
-	for result, want := range map[string]float64{"ok": 3, "check_failed": 3, "rolled_back": 1, "exec_failed": 0} {
+	for result, want := range map[string]float64{"ok": 4, "check_failed": 3, "rolled_back": 1, "exec_failed": 0} {
 		if got := s.metric("prefork_upgrades_total", `result="`+result+`"`); got != want {
 			t.Errorf("prefork_upgrades_total{result=%q}: got %v, want %v", result, got, want)
 		}
 	}
-	if got := s.metric("prefork_build_info", `version="v2"`); got != 1 {
-		t.Errorf("prefork_build_info{version=\"v2\"}: got %v, want 1", got)
+	if got := s.metric("prefork_build_info", `version="v1"`); got != 1 {
+		t.Errorf("prefork_build_info{version=\"v1\"}: got %v, want 1", got)
 	}
 	s.signal(unix.SIGTERM)
 	if code := s.waitExit(30 * time.Second); code != 0 {
