@@ -22,7 +22,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			HeaderTimeout: 9 * time.Second, WriteTimeout: 29 * time.Second, MaxConns: 500,
 		},
 		Slot: 2, Generation: 7, Listeners: []Listener{{Addr: "127.0.0.1:80"}, {Addr: "[::1]:81"}},
-		Exclusive: true, Handoff: true, Heartbeat: time.Second, CPU: &cpu, AccessLogFD: true, RootFD: true,
+		Exclusive: true, Handoff: true, Heartbeat: time.Second, RecycleAfter: 1234, CPU: &cpu, AccessLogFD: true, RootFD: true,
 	}
 	// Every field must be set, so that one the encoding drops shows.
 	checkAllSet(t, reflect.ValueOf(in), "Spec")
