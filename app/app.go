@@ -437,9 +437,9 @@ func statusCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{}, controlFlags...),
 			&cli.BoolFlag{Name: "json", Usage: "print the raw JSON"}),
 		Action: func(c *cli.Context) error {
-			path := master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket"))
-			if path == "" {
-				return cli.Exit("need --pidfile or --admin-socket", 2)
+			path, err := adminSocket(c)
+			if err != nil {
+				return err
 			}
 			st, err := master.QueryStatus(path)
 			if err != nil {
@@ -527,6 +527,16 @@ func seconds(s float64) string {
 	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
 }
 
+// adminSocket is the running master's admin socket, from --admin-socket or
+// --pidfile (PIDFILE.sock), for the commands that talk to it.
+func adminSocket(c *cli.Context) (string, error) {
+	path := master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket"))
+	if path == "" {
+		return "", cli.Exit("need --pidfile or --admin-socket", 2)
+	}
+	return path, nil
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "?"
@@ -555,9 +565,9 @@ func upgradeCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{}, controlFlags...),
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to wait for the outcome"}),
 		Action: func(c *cli.Context) error {
-			path := master.AdminSocketFor(c.String("pidfile"), c.String("admin-socket"))
-			if path == "" {
-				return cli.Exit("need --pidfile or --admin-socket", 2)
+			path, err := adminSocket(c)
+			if err != nil {
+				return err
 			}
 			u, err := master.RequestUpgrade(path)
 			if err != nil {

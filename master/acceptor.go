@@ -640,29 +640,24 @@ func (a *acceptor) remove(p *peer) {
 // stop stops accepting (what is queued in the kernel is still accepted and
 // handed out), and returns when the acceptor's goroutine has finished, or
 // at once if it never ran.
-func (a *acceptor) stop() {
-	if !a.do(func() { a.stopping = true }) {
-		return
-	}
-	select {
-	case <-a.done:
-	case <-time.After(5 * time.Second):
-		a.log.Error("acceptor did not stop in time")
-	}
-}
+func (a *acceptor) stop() { a.end(func() { a.stopping = true }, "stop") }
 
 // handover hands out the connections the acceptor holds and ends it,
 // without accepting more: what the kernel has queued waits for the next
 // image's acceptor (an upgrade in place). It returns when the goroutine has
 // ended, and at once if it never ran.
-func (a *acceptor) handover() {
-	if !a.do(func() { a.handingOver = true }) {
+func (a *acceptor) handover() { a.end(func() { a.handingOver = true }, "hand over") }
+
+// end runs mark (which makes run return after its turn) on the acceptor's
+// goroutine and waits, up to 5 s, for that goroutine to end.
+func (a *acceptor) end(mark func(), what string) {
+	if !a.do(mark) {
 		return
 	}
 	select {
 	case <-a.done:
 	case <-time.After(5 * time.Second):
-		a.log.Error("acceptor did not hand over in time")
+		a.log.Error("acceptor did not " + what + " in time")
 	}
 }
 

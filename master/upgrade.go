@@ -474,7 +474,7 @@ func (m *Master) handoverState(rollback bool) (string, func(), error) {
 
 	st := upgradeState{
 		Format: UpgradeFormat, Rollback: rollback, Exe: m.exe, Argv: m.argv, OldExe: -1,
-		Started: m.started, Mode: m.ls.mode, Addrs: m.ls.addrs, Slots: map[int][]int{},
+		Started: m.started, Mode: m.ls.mode, Addrs: m.ls.addrs, Slots: m.ls.slots,
 		Desired: m.desired, Reloads: m.reloads, Upgrades: m.upgradeCounts,
 		AccessLog: -1, RootDir: -1, Metrics: -1, Admin: -1,
 	}
@@ -495,9 +495,6 @@ func (m *Master) handoverState(rollback bool) (string, func(), error) {
 			}
 		}
 		st.Groups = append(st.Groups, groupState{FDs: g.FDs(), Live: g.Live()})
-	}
-	for k, fds := range m.ls.slots {
-		st.Slots[k] = fds
 	}
 	if st.AccessLog, err = inherit(m.accessLog); err != nil {
 		return fail(err)

@@ -118,7 +118,25 @@ func serverHeaders(t *testing.T, addr string, n int) map[string]int {
 	return got
 }
 
-// sameFile reports whether /proc/PID/exe is the file at path now.
+// upgradeSetup returns the upgrade test binaries and the path a test's
+// master runs from (in a directory of its own that --user workers may
+// enter), with v1 installed there.
+func upgradeSetup(t *testing.T) (bins map[string]string, exe string) {
+	t.Helper()
+	bins, err := upgradeBins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe = filepath.Join(dir, "prefork")
+	install(t, bins["v1"], exe)
+	return bins, exe
+}
+
+// runsFile reports whether /proc/PID/exe is the file at path now.
 func runsFile(t *testing.T, pid int, path string) bool {
 	t.Helper()
 	a, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
@@ -149,16 +167,7 @@ func waitUpgrade(t *testing.T, s *server, seq int) master.Status {
 // refuses two broken binaries before it executes them (USR2), rolls back from
 // one whose workers cannot start, and upgrades again: 0 failed requests.
 func TestUpgradeInPlace(t *testing.T) {
-	bins, err := upgradeBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "prefork")
-	install(t, bins["v1"], exe)
+	bins, exe := upgradeSetup(t)
 	s := startServerBin(t, exe, 3)
 	if got := serverHeaders(t, s.addr, 10); got["prefork/v1"] != 10 {
 		t.Fatalf("before the upgrade: Server headers %v, want prefork/v1 only", got)
@@ -304,18 +313,9 @@ func TestUpgradeInPlace(t *testing.T) {
 // sockets (the shared listener; the listener the master's acceptor
 // accepts on) cross the exec too.
 func TestUpgradeModes(t *testing.T) {
-	bins, err := upgradeBins()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, mode := range []string{"shared", "handoff"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.Chmod(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			exe := filepath.Join(dir, "prefork")
-			install(t, bins["v1"], exe)
+			bins, exe := upgradeSetup(t)
 			s := startServerBin(t, exe, 2, "--mode", mode)
 			fdsBefore := fdCount(t, s.pid)
 			newConns := startLoad(t, s.addr, 3)
@@ -351,16 +351,7 @@ func TestUpgradeModes(t *testing.T) {
 // upgrade starts and READY=1 with a STATUS= naming the new version when
 // every worker runs it, from the same pid (the MAINPID systemd knows).
 func TestUpgradeNotify(t *testing.T) {
-	bins, err := upgradeBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "prefork")
-	install(t, bins["v1"], exe)
+	bins, exe := upgradeSetup(t)
 	ns := newNotifySocket(t)
 	t.Setenv("NOTIFY_SOCKET", ns.path)
 	s := startServerBin(t, exe, 2)
@@ -385,16 +376,7 @@ func TestUpgradeNotify(t *testing.T) {
 // (hung at start) is rolled back once --worker-timeout has passed: the old
 // workers serve throughout, 0 failed requests.
 func TestUpgradeRollbackNotReady(t *testing.T) {
-	bins, err := upgradeBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "prefork")
-	install(t, bins["v1"], exe)
+	bins, exe := upgradeSetup(t)
 	s := startServerBin(t, exe, 2, "--worker-timeout", "2s")
 	before := s.readyWorkers()
 	newConns := startLoad(t, s.addr, 3)
